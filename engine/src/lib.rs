@@ -1,0 +1,4 @@
+//! Ember's RDD engine.
+
+/// The names most programs need.
+pub mod prelude {}

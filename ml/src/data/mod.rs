@@ -1,0 +1,1 @@
+//! Data loading: minibatches, IDX and CSV readers, batching iterators and normalizers.

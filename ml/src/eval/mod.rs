@@ -1,0 +1,1 @@
+//! Evaluation: classification, ROC and regression metrics, mergeable across partitions.
