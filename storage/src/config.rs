@@ -1,0 +1,216 @@
+//! Storage configuration: a string map (the engine's configuration) plus the environment.
+//!
+//! # Keys
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `ember.s3.endpoint` | S3-compatible endpoint URL, e.g. `http://127.0.0.1:9000` | `AWS_ENDPOINT_URL`, else AWS |
+//! | `ember.s3.region` | region | `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1` |
+//! | `ember.s3.pathStyle` | path-style requests (`http://host/bucket/key`) | `true` when an endpoint is set |
+//! | `ember.s3.allowHttp` | allow plain-http endpoints | `true` when the endpoint is `http://` |
+//! | `ember.s3.accessKey` | access key id (secret: never logged) | `AWS_ACCESS_KEY_ID` |
+//! | `ember.s3.secretKey` | secret access key (secret) | `AWS_SECRET_ACCESS_KEY` |
+//! | `ember.s3.sessionToken` | session token (secret) | `AWS_SESSION_TOKEN` |
+//! | `ember.s3.<object_store key>` | any other `AmazonS3ConfigKey`, e.g. `ember.s3.skip_signature` | |
+//! | `ember.gs.<key>` / `ember.az.<key>` | any `GoogleConfigKey` / `AzureConfigKey` | `GOOGLE_*` / `AZURE_*` env |
+//! | `ember.hdfs.<key>` | Hadoop client settings passed to hdfs-native (`dfs.ha.namenodes.ns`...) | core-site/hdfs-site |
+//! | `ember.storage.maxRetries` | retries per request (exponential backoff with jitter) | `5` |
+//! | `ember.storage.retryTimeout` | give up retrying a request after this long | `60s` |
+//! | `ember.storage.backoffInitial` / `backoffMax` | backoff bounds | `100ms` / `5s` |
+//! | `ember.storage.requestTimeout` | bound on one HTTP request, body included | `60s` |
+//! | `ember.storage.connectTimeout` | bound on connecting | `5s` |
+//! | `ember.storage.readChunk` | bytes per ranged GET when streaming an object | `8m` |
+//! | `ember.storage.readAhead` | ranged GETs kept in flight ahead of the reader | `2` |
+//! | `ember.storage.maxSplitBytes` | largest text split | `64m` |
+//! | `ember.storage.writePartSize` | multipart upload part size | `8m` |
+//!
+//! Durations take `ms`, `s`, `m` suffixes (a bare number is milliseconds); sizes take `k`, `m`, `g`
+//! (binary) suffixes. Configuration wins over the environment. Values of keys that look secret
+//! (`secret`, `key`, `token`, `password`, `sas`, `credential` in the name) are redacted from `Debug`
+//! output and error messages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+
+use crate::error::{Result, StorageError};
+
+/// Storage options, built from the engine's configuration map.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct StorageConfig {
+    options: BTreeMap<String, String>,
+}
+
+/// Whether a key's value must never be shown.
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "key", "token", "password", "sas", "credential"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.options {
+            if is_secret_key(k) {
+                m.entry(k, &"<redacted>");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
+}
+
+impl StorageConfig {
+    /// An empty configuration (environment and defaults only).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the `ember.*` entries of an engine configuration map.
+    pub fn from_map(map: &HashMap<String, String>) -> Self {
+        let options = map
+            .iter()
+            .filter(|(k, _)| k.starts_with("ember."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        StorageConfig { options }
+    }
+
+    /// Sets one option (builder style).
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets one option.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.options.insert(key.into(), value.into());
+    }
+
+    /// The raw value of a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.options.get(key).map(String::as_str)
+    }
+
+    /// All options whose key starts with `prefix`, with the prefix removed.
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.options
+            .iter()
+            .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v.as_str())))
+    }
+
+    fn invalid(&self, key: &str, reason: &str) -> StorageError {
+        let value = if is_secret_key(key) {
+            "<redacted>".to_string()
+        } else {
+            self.get(key).unwrap_or_default().to_string()
+        };
+        StorageError::InvalidConfig { key: key.to_string(), value, reason: reason.to_string() }
+    }
+
+    /// A boolean option (`true`/`false`/`1`/`0`/`yes`/`no`).
+    pub fn get_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(None),
+            Some(v) => match v.as_str() {
+                "true" | "1" | "yes" | "on" => Ok(Some(true)),
+                "false" | "0" | "no" | "off" => Ok(Some(false)),
+                _ => Err(self.invalid(key, "expected true or false")),
+            },
+        }
+    }
+
+    /// A duration option: `250ms`, `5s`, `2m`; a bare number is milliseconds.
+    pub fn get_duration(&self, key: &str, default: Duration) -> Result<Duration> {
+        let Some(v) = self.get(key) else { return Ok(default) };
+        parse_duration(v).ok_or_else(|| self.invalid(key, "expected a duration like 500ms, 5s or 2m"))
+    }
+
+    /// A byte-size option: `65536`, `64k`, `8m`, `1g`.
+    pub fn get_bytes(&self, key: &str, default: u64) -> Result<u64> {
+        let Some(v) = self.get(key) else { return Ok(default) };
+        parse_size(v).ok_or_else(|| self.invalid(key, "expected a size like 65536, 64k, 8m or 1g"))
+    }
+
+    /// An unsigned integer option.
+    pub fn get_usize(&self, key: &str, default: usize) -> Result<usize> {
+        let Some(v) = self.get(key) else { return Ok(default) };
+        v.trim().parse().map_err(|_| self.invalid(key, "expected a non-negative integer"))
+    }
+
+    /// The retry policy for object-store requests.
+    pub fn retry_config(&self) -> Result<RetryConfig> {
+        Ok(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: self.get_duration("ember.storage.backoffInitial", Duration::from_millis(100))?,
+                max_backoff: self.get_duration("ember.storage.backoffMax", Duration::from_secs(5))?,
+                base: 2.0,
+            },
+            max_retries: self.get_usize("ember.storage.maxRetries", 5)?,
+            retry_timeout: self.get_duration("ember.storage.retryTimeout", Duration::from_secs(60))?,
+        })
+    }
+
+    /// HTTP client options (timeouts) for cloud stores.
+    pub fn client_options(&self) -> Result<ClientOptions> {
+        Ok(ClientOptions::new()
+            .with_timeout(self.get_duration("ember.storage.requestTimeout", Duration::from_secs(60))?)
+            .with_connect_timeout(self.get_duration("ember.storage.connectTimeout", Duration::from_secs(5))?))
+    }
+
+    /// Bytes fetched per ranged GET when streaming an object.
+    pub fn read_chunk(&self) -> Result<u64> {
+        Ok(self.get_bytes("ember.storage.readChunk", 8 << 20)?.max(4096))
+    }
+
+    /// Ranged GETs kept in flight ahead of a streaming reader.
+    pub fn read_ahead(&self) -> Result<usize> {
+        self.get_usize("ember.storage.readAhead", 2)
+    }
+
+    /// Largest text split in bytes.
+    pub fn max_split_bytes(&self) -> Result<u64> {
+        Ok(self.get_bytes("ember.storage.maxSplitBytes", 64 << 20)?.max(1))
+    }
+
+    /// Multipart upload part size (at least 5 MiB, S3's minimum).
+    pub fn write_part_size(&self) -> Result<usize> {
+        Ok(self.get_bytes("ember.storage.writePartSize", 8 << 20)?.max(5 << 20) as usize)
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (num, unit_ms) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = v.strip_suffix('h') {
+        (n, 3_600_000.0)
+    } else {
+        (v, 1.0)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n.is_finite() && n >= 0.0).then(|| Duration::from_micros((n * unit_ms * 1000.0) as u64))
+}
+
+/// Parses `65536`, `64k`, `8m`, `1g` (binary multiples; an optional trailing `b`/`B`).
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let v = v.strip_suffix('b').unwrap_or(&v);
+    let (num, mul) = match v.chars().last()? {
+        'k' => (&v[..v.len() - 1], 1u64 << 10),
+        'm' => (&v[..v.len() - 1], 1 << 20),
+        'g' => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
