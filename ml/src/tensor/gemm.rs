@@ -1,0 +1,238 @@
+//! Single-precision matrix multiply on the CPU: the one GEMM entry point every layer uses.
+//!
+//! Two kernels are compiled in and one is picked at run time:
+//! - [`GemmKernel::Gemm`], the `gemm` crate (runtime-dispatched AVX2/AVX-512 FMA kernels, per-call
+//!   parallelism through rayon), and
+//! - [`GemmKernel::MatrixMultiply`], `matrixmultiply` (ndarray's own kernel; its threading is a
+//!   process-wide setting read once from `MATMUL_NUM_THREADS`).
+//!
+//! The default is chosen by measurement on the target machine (2-core AMD EPYC with AVX-512,
+//! shapes of the MNIST MLP and LeNet): see `ml/README.md` ("Matrix multiply") for the figures. The
+//! `gemm` crate wins on the skinny shapes that dominate small networks (a batch of 128 against a
+//! 784x256 weight matrix) and, unlike `matrixmultiply`, lets each call decide whether to use a
+//! second thread, which matters because tiny multiplies get slower when split. OpenBLAS was not
+//! chosen: it needs a system library (libopenblas-dev) on every machine that builds Ember.
+//!
+//! `EMBER_ML_GEMM=gemm|matrixmultiply` overrides the kernel; `EMBER_ML_THREADS=N` sets the number
+//! of threads a large multiply may use (default: the available parallelism).
+
+use std::sync::OnceLock;
+
+/// Which GEMM implementation runs [`sgemm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// The `gemm` crate.
+    Gemm,
+    /// The `matrixmultiply` crate.
+    MatrixMultiply,
+}
+
+/// Multiplies below this many multiply-adds run on one thread: splitting them costs more than
+/// it saves (measured; see the module docs).
+const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+struct Settings {
+    kernel: GemmKernel,
+    threads: usize,
+}
+
+fn settings() -> &'static Settings {
+    static S: OnceLock<Settings> = OnceLock::new();
+    S.get_or_init(|| {
+        let kernel = match std::env::var("EMBER_ML_GEMM").ok().as_deref() {
+            Some("matrixmultiply") => GemmKernel::MatrixMultiply,
+            Some("gemm") | None | Some("") => GemmKernel::Gemm,
+            Some(other) => {
+                tracing::warn!("EMBER_ML_GEMM={other} is not gemm or matrixmultiply; using gemm");
+                GemmKernel::Gemm
+            }
+        };
+        let threads = std::env::var("EMBER_ML_THREADS")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Settings { kernel, threads }
+    })
+}
+
+/// The kernel [`sgemm`] uses in this process.
+pub fn kernel() -> GemmKernel {
+    settings().kernel
+}
+
+/// The number of threads a large multiply (and the layers that split work by example) may use.
+pub fn threads() -> usize {
+    settings().threads
+}
+
+/// `c = alpha * op(a) * op(b) + beta * c` for row-major matrices, where `op(a)` is `m x k` and
+/// `op(b)` is `k x n`.
+///
+/// `a` is stored `m x k` (or `k x m` when `trans_a`), `b` is stored `k x n` (or `n x k` when
+/// `trans_b`), `c` is `m x n`; all densely packed. When `beta == 0`, `c` is only written (its old
+/// contents, even NaN, do not matter). `parallel` allows a second thread for large products.
+///
+/// # Panics
+/// If a slice is shorter than its shape needs (a programming error inside this crate; public
+/// entry points check shapes first).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    parallel: bool,
+) {
+    assert!(
+        a.len() >= m * k,
+        "sgemm: a has {} values, needs {}",
+        a.len(),
+        m * k
+    );
+    assert!(
+        b.len() >= k * n,
+        "sgemm: b has {} values, needs {}",
+        b.len(),
+        k * n
+    );
+    assert!(
+        c.len() >= m * n,
+        "sgemm: c has {} values, needs {}",
+        c.len(),
+        m * n
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for v in &mut c[..m * n] {
+            *v = if beta == 0.0 { 0.0 } else { *v * beta };
+        }
+        return;
+    }
+    // Row and column strides of the stored matrices, as op() sees them.
+    let (a_rs, a_cs) = if trans_a {
+        (1isize, m as isize)
+    } else {
+        (k as isize, 1isize)
+    };
+    let (b_rs, b_cs) = if trans_b {
+        (1isize, k as isize)
+    } else {
+        (n as isize, 1isize)
+    };
+    let s = settings();
+    match s.kernel {
+        GemmKernel::Gemm => {
+            let par = if parallel && s.threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
+                gemm::Parallelism::Rayon(s.threads)
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: the asserts above guarantee every index the strides reach is in bounds,
+            // and `c` does not alias `a` or `b` (it is borrowed mutably).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    beta != 0.0,
+                    a.as_ptr(),
+                    a_cs,
+                    a_rs,
+                    b.as_ptr(),
+                    b_cs,
+                    b_rs,
+                    beta,
+                    alpha,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+        }
+        GemmKernel::MatrixMultiply => {
+            if beta == 0.0 {
+                c[..m * n].fill(0.0);
+            }
+            // SAFETY: as above.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    a.as_ptr(),
+                    a_rs,
+                    a_cs,
+                    b.as_ptr(),
+                    b_rs,
+                    b_cs,
+                    beta,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(ta: bool, tb: bool, m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn sgemm_matches_naive_for_all_transposes() {
+        let (m, n, k) = (7, 5, 9);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 17 % 13) as f32 - 6.0) * 0.2)
+            .collect();
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let want = naive(ta, tb, m, n, k, &a, &b);
+                let mut c = vec![f32::NAN; m * n];
+                sgemm(ta, tb, m, n, k, 1.0, &a, &b, 0.0, &mut c, true);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-4, "ta={ta} tb={tb}: {x} vs {y}");
+                }
+                // Accumulate: c = 2*op(a)op(b) + 0.5*c
+                let mut c2 = c.clone();
+                sgemm(ta, tb, m, n, k, 2.0, &a, &b, 0.5, &mut c2, false);
+                for (x, y) in c2.iter().zip(&want) {
+                    assert!((x - 2.5 * y).abs() < 1e-3, "accumulate ta={ta} tb={tb}");
+                }
+            }
+        }
+    }
+}
