@@ -165,6 +165,33 @@ pub fn generate(
     Ok(stats)
 }
 
+/// Parses a size: plain bytes (`1000`) or a number with a decimal (`KB`, `MB`, `GB`) or binary
+/// (`KiB`, `MiB`, `GiB`) suffix, e.g. `200MB` = 200,000,000 bytes.
+pub fn parse_size(text: &str) -> Result<u64, crate::BenchError> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(crate::BenchError::Size(text.to_owned())),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| crate::BenchError::Size(text.to_owned()))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(crate::BenchError::Size(text.to_owned()));
+    }
+    Ok((value * unit as f64).round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +270,14 @@ mod tests {
         let mut again = Vec::new();
         generate(DEFAULT_SEED, 200_000, &mut again, |_| {}).unwrap();
         assert_eq!(out, again);
+    }
+
+    #[test]
+    fn sizes_parse_with_decimal_and_binary_suffixes() {
+        assert_eq!(parse_size("200MB").unwrap(), 200_000_000);
+        assert_eq!(parse_size("1.5 GiB").unwrap(), 1_610_612_736);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MB").is_err());
     }
 }
