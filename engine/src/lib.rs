@@ -1,4 +1,62 @@
-//! Ember's RDD engine.
+//! Ember's RDD engine: lazy, partitioned datasets with lineage, run on timely dataflow.
+//!
+//! Every worker (a thread in `local[N]` mode, or a thread of one of several processes in
+//! cluster mode) runs the same driver code with its own [`Context`], builds the same RDD graph,
+//! and gets the same result from every action. Actions cut the lineage into stages at shuffles;
+//! each stage's tasks run on the workers that hold their input, and shuffles, results,
+//! broadcasts and accumulator updates travel through timely exchanges.
+//!
+//! ```
+//! use ember_engine::prelude::*;
+//!
+//! let conf = Conf::new().with("ember.master", "local[2]").unwrap();
+//! let counts = ember_engine::run(conf, |ctx| {
+//!     let words = ctx.parallelize(vec!["a b", "b c", "c c"], 2).unwrap();
+//!     let mut counts = words
+//!         .flat_map(|line| line.split(' ').map(str::to_string).collect::<Vec<_>>())
+//!         .map(|w| (w, 1u64))
+//!         .reduce_by_key(|a, b| a + b)
+//!         .collect()
+//!         .unwrap();
+//!     counts.sort();
+//!     counts
+//! })
+//! .unwrap();
+//! assert_eq!(counts, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+//! ```
+
+pub mod accumulator;
+pub mod broadcast;
+pub mod config;
+pub mod context;
+pub mod data;
+pub mod error;
+mod exchange;
+mod launch;
+mod lineage;
+pub mod rdd;
+pub mod scheduler;
+pub mod shuffle;
+pub mod storage;
+pub mod task;
+
+pub use accumulator::{Accumulator, AccumulatorValue};
+pub use broadcast::Broadcast;
+pub use config::{Conf, Master};
+pub use context::Context;
+pub use data::{Data, Key};
+pub use error::{EngineError, Result};
+pub use launch::{run, run_all};
+pub use rdd::{BoxIter, Rdd};
+pub use scheduler::{last_job_stats, JobStats, StageStats};
+pub use shuffle::{HashPartitioner, Partitioner, RangePartitioner};
+pub use storage::StorageLevel;
+pub use task::TaskContext;
 
 /// The names most programs need.
-pub mod prelude {}
+pub mod prelude {
+    pub use crate::{
+        run, run_all, Accumulator, Broadcast, Conf, Context, EngineError, HashPartitioner, Rdd,
+        StorageLevel,
+    };
+}

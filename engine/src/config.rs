@@ -1,0 +1,522 @@
+//! Configuration: documented keys with defaults, a defaults file (the role of
+//! `spark-defaults.conf`), environment variables and programmatic `key=value` overrides.
+//!
+//! Precedence, lowest first: built-in defaults, the defaults file, environment variables, then
+//! values set in code or passed as `key=value` arguments. Every key must be one Ember knows (see
+//! [`KEYS`]); an unknown key or a value that does not parse is an error naming the key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{EngineError, Result};
+
+/// How values of a key are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// `local`, `local[N]`, `local[*]` or `cluster`.
+    Master,
+    /// An integer of at least 1.
+    PositiveInt,
+    /// An integer of at least 0.
+    NonNegativeInt,
+    /// `true` or `false`.
+    Bool,
+    /// A size such as `512m`, `2g`, `1048576` (bytes).
+    Bytes,
+    /// A duration such as `0`, `100ms`, `3s`, `1m` (a bare number means milliseconds).
+    Duration,
+    /// Any text.
+    Text,
+    /// One of a fixed set of words.
+    OneOf(&'static [&'static str]),
+}
+
+/// One documented configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// The key, e.g. `ember.master`.
+    pub key: &'static str,
+    /// The value used when nothing sets it; empty means "unset".
+    pub default: &'static str,
+    /// What values are accepted.
+    pub kind: ValueKind,
+    /// What the key controls.
+    pub doc: &'static str,
+}
+
+/// Every key Ember understands. Later subsystems add their keys here so that validation and the
+/// documentation table stay in one place.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec { key: "ember.master", default: "local[2]", kind: ValueKind::Master,
+        doc: "Where workers run: `local[N]` threads in this process, or `cluster` (processes listed in `ember.cluster.hosts`)." },
+    KeySpec { key: "ember.app.name", default: "ember", kind: ValueKind::Text,
+        doc: "Application name shown in logs." },
+    KeySpec { key: "ember.default.parallelism", default: "", kind: ValueKind::PositiveInt,
+        doc: "Partitions used when an operation is not told how many (default: total worker count)." },
+    KeySpec { key: "ember.task.maxFailures", default: "4", kind: ValueKind::PositiveInt,
+        doc: "Attempts of one task before its job fails." },
+    KeySpec { key: "ember.cluster.hosts", default: "", kind: ValueKind::Text,
+        doc: "Cluster mode: comma-separated `host:port` of every process, in process order." },
+    KeySpec { key: "ember.cluster.process", default: "0", kind: ValueKind::NonNegativeInt,
+        doc: "Cluster mode: this process's index in `ember.cluster.hosts`." },
+    KeySpec { key: "ember.cluster.threads", default: "2", kind: ValueKind::PositiveInt,
+        doc: "Cluster mode: worker threads per process." },
+    KeySpec { key: "ember.local.dir", default: "", kind: ValueKind::Text,
+        doc: "Scratch directory for spill and temporary files (default: the system temp dir)." },
+    KeySpec { key: "ember.text.invalidUtf8", default: "error", kind: ValueKind::OneOf(&["error", "lossy"]),
+        doc: "What text sources do with bytes that are not UTF-8: fail naming file and offset, or replace them with U+FFFD." },
+    KeySpec { key: "ember.shuffle.batchSize", default: "8192", kind: ValueKind::PositiveInt,
+        doc: "Records per message when a shuffle streams records without combining them." },
+    KeySpec { key: "ember.memory.storage", default: "", kind: ValueKind::Bytes,
+        doc: "Per-worker budget for cached host bytes (block manager)." },
+    KeySpec { key: "ember.memory.device", default: "", kind: ValueKind::Bytes,
+        doc: "Per-worker budget for cached device (GPU) bytes (block manager)." },
+    KeySpec { key: "ember.locality.wait", default: "3s", kind: ValueKind::Duration,
+        doc: "Delay scheduling: how long to wait for a local slot before loosening locality (scheduler)." },
+    KeySpec { key: "ember.checkpoint.dir", default: "", kind: ValueKind::Text,
+        doc: "Directory or URL where `checkpoint()` writes RDD data." },
+    KeySpec { key: "ember.eventLog.dir", default: "", kind: ValueKind::Text,
+        doc: "Directory or URL for the JSON-lines event log; unset disables it." },
+];
+
+/// The environment variable that sets `key`: upper case, dots replaced by underscores
+/// (`ember.task.maxFailures` is `EMBER_TASK_MAXFAILURES`).
+pub fn env_var_for(key: &str) -> String {
+    key.to_ascii_uppercase().replace('.', "_")
+}
+
+fn spec(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|s| s.key == key)
+}
+
+/// Validated configuration of one application.
+#[derive(Debug, Clone, Default)]
+pub struct Conf {
+    values: BTreeMap<String, String>,
+}
+
+/// Where the workers of an application run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Master {
+    /// `local[N]`: N worker threads in this process.
+    Local(usize),
+    /// Several processes of the same binary, connected by timely's networking.
+    Cluster {
+        /// `host:port` of every process, in process order.
+        hosts: Vec<String>,
+        /// This process's index.
+        process: usize,
+        /// Worker threads per process.
+        threads: usize,
+    },
+}
+
+impl Conf {
+    /// Built-in defaults only: no file, no environment.
+    pub fn new() -> Conf {
+        Conf::default()
+    }
+
+    /// Defaults, then the defaults file named by `EMBER_CONF_FILE` (if set), then `EMBER_*`
+    /// environment variables of known keys.
+    pub fn from_env() -> Result<Conf> {
+        let mut conf = Conf::new();
+        if let Ok(path) = std::env::var("EMBER_CONF_FILE") {
+            conf.load_file(Path::new(&path))?;
+        }
+        conf.load_env_vars(std::env::vars())?;
+        Ok(conf)
+    }
+
+    /// Reads a defaults file: one `key value` or `key=value` per line; `#` starts a comment.
+    pub fn load_file(&mut self, path: &Path) -> Result<&mut Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = match line.split_once('=') {
+                Some((k, v)) if !k.trim().contains(char::is_whitespace) => (k.trim(), v.trim()),
+                _ => match line.split_once(char::is_whitespace) {
+                    Some((k, v)) => (k.trim(), v.trim()),
+                    None => {
+                        return Err(EngineError::MalformedConfigLine {
+                            path: path.to_path_buf(),
+                            line: i + 1,
+                            text: raw.to_string(),
+                        })
+                    }
+                },
+            };
+            self.set(k, v)?;
+        }
+        Ok(self)
+    }
+
+    /// Applies environment variables that name known keys (see [`env_var_for`]).
+    pub fn load_env_vars(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<&mut Self> {
+        for (name, value) in vars {
+            if let Some(spec) = KEYS.iter().find(|s| env_var_for(s.key) == name) {
+                self.set(spec.key, &value)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Sets one key after validating it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        let spec = spec(key).ok_or_else(|| unknown_key(key))?;
+        validate(spec, value)?;
+        self.values
+            .insert(key.to_string(), value.trim().to_string());
+        Ok(self)
+    }
+
+    /// Builder form of [`Conf::set`].
+    pub fn with(mut self, key: &str, value: &str) -> Result<Conf> {
+        self.set(key, value)?;
+        Ok(self)
+    }
+
+    /// Applies `key=value` arguments (for example from a command line).
+    pub fn apply_overrides<'a>(
+        &mut self,
+        args: impl IntoIterator<Item = &'a str>,
+    ) -> Result<&mut Self> {
+        for arg in args {
+            let (k, v) = arg
+                .split_once('=')
+                .ok_or_else(|| EngineError::InvalidArgument {
+                    operation: "configuration override".into(),
+                    reason: format!("`{arg}` is not of the form key=value"),
+                })?;
+            self.set(k.trim(), v)?;
+        }
+        Ok(self)
+    }
+
+    /// The value of a known key (set or default); `None` when unset and without default.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let spec = spec(key)?;
+        let v = self
+            .values
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or(spec.default);
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn parsed<T>(&self, key: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+        // Values were validated when set, so a parse failure here can only be a default typo.
+        self.get(key).and_then(parse)
+    }
+
+    /// An integer key.
+    pub fn get_usize(&self, key: &str) -> Option<usize> {
+        self.parsed(key, |v| v.parse().ok())
+    }
+
+    /// A size key, in bytes.
+    pub fn get_bytes(&self, key: &str) -> Option<u64> {
+        self.parsed(key, parse_bytes)
+    }
+
+    /// A duration key.
+    pub fn get_duration(&self, key: &str) -> Option<Duration> {
+        self.parsed(key, parse_duration)
+    }
+
+    /// A boolean key.
+    pub fn get_bool(&self, key: &str) -> Option<bool> {
+        self.parsed(key, |v| v.parse().ok())
+    }
+
+    /// Where the workers run.
+    pub fn master(&self) -> Result<Master> {
+        let m = self.get("ember.master").unwrap_or("local[2]");
+        if m == "cluster" {
+            let hosts: Vec<String> = self
+                .get("ember.cluster.hosts")
+                .unwrap_or("")
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect();
+            let process = self.get_usize("ember.cluster.process").unwrap_or(0);
+            if hosts.is_empty() {
+                return Err(invalid(
+                    "ember.cluster.hosts",
+                    "",
+                    "at least one host:port in cluster mode",
+                ));
+            }
+            if process >= hosts.len() {
+                return Err(invalid(
+                    "ember.cluster.process",
+                    &process.to_string(),
+                    &format!(
+                        "an index below the {} hosts of ember.cluster.hosts",
+                        hosts.len()
+                    ),
+                ));
+            }
+            let threads = self.get_usize("ember.cluster.threads").unwrap_or(2);
+            Ok(Master::Cluster {
+                hosts,
+                process,
+                threads,
+            })
+        } else {
+            Ok(Master::Local(parse_local(m).expect("validated when set")))
+        }
+    }
+
+    /// Total worker count across all processes.
+    pub fn total_workers(&self) -> Result<usize> {
+        Ok(match self.master()? {
+            Master::Local(n) => n,
+            Master::Cluster { hosts, threads, .. } => hosts.len() * threads,
+        })
+    }
+
+    /// All explicitly set keys, for logging (values of keys containing `secret`/`key` are hidden).
+    pub fn explicit(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| {
+            let lower = k.to_ascii_lowercase();
+            let shown = if lower.contains("secret") || lower.contains("password") {
+                "***"
+            } else {
+                v.as_str()
+            };
+            (k.as_str(), shown)
+        })
+    }
+}
+
+fn invalid(key: &str, value: &str, expected: &str) -> EngineError {
+    EngineError::InvalidConfigValue {
+        key: key.into(),
+        value: value.into(),
+        expected: expected.into(),
+    }
+}
+
+fn unknown_key(key: &str) -> EngineError {
+    let lower = key.to_ascii_lowercase();
+    let close = KEYS
+        .iter()
+        .map(|s| s.key)
+        .min_by_key(|k| edit_distance(&k.to_ascii_lowercase(), &lower));
+    let hint = match close {
+        Some(k) if edit_distance(&k.to_ascii_lowercase(), &lower) <= 3 => {
+            format!(" (did you mean `{k}`?)")
+        }
+        _ => String::new(),
+    };
+    EngineError::UnknownConfigKey {
+        key: key.into(),
+        hint,
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn validate(spec: &KeySpec, value: &str) -> Result<()> {
+    let v = value.trim();
+    let ok = match spec.kind {
+        ValueKind::Master => v == "cluster" || parse_local(v).is_some(),
+        ValueKind::PositiveInt => v.parse::<usize>().is_ok_and(|n| n >= 1),
+        ValueKind::NonNegativeInt => v.parse::<usize>().is_ok(),
+        ValueKind::Bool => v == "true" || v == "false",
+        ValueKind::Bytes => parse_bytes(v).is_some(),
+        ValueKind::Duration => parse_duration(v).is_some(),
+        ValueKind::Text => true,
+        ValueKind::OneOf(words) => words.contains(&v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(spec.key, value, &expected(spec.kind)))
+    }
+}
+
+fn expected(kind: ValueKind) -> String {
+    match kind {
+        ValueKind::Master => "`local`, `local[N]` with N >= 1, `local[*]` or `cluster`".into(),
+        ValueKind::PositiveInt => "an integer >= 1".into(),
+        ValueKind::NonNegativeInt => "an integer >= 0".into(),
+        ValueKind::Bool => "`true` or `false`".into(),
+        ValueKind::Bytes => "a size such as `1048576`, `512k`, `256m` or `2g`".into(),
+        ValueKind::Duration => "a non-negative duration such as `0`, `100ms`, `3s` or `1m`".into(),
+        ValueKind::Text => "text".into(),
+        ValueKind::OneOf(words) => format!("one of {}", words.join(", ")),
+    }
+}
+
+fn parse_local(v: &str) -> Option<usize> {
+    if v == "local" {
+        return Some(1);
+    }
+    let inner = v.strip_prefix("local[")?.strip_suffix(']')?;
+    if inner == "*" {
+        return Some(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        );
+    }
+    inner.parse::<usize>().ok().filter(|n| *n >= 1)
+}
+
+/// Parses `1048576`, `512k`, `256m`, `2g` (binary multiples), optionally with a trailing `b`.
+pub fn parse_bytes(v: &str) -> Option<u64> {
+    let s = v.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Parses `0`, `250` (milliseconds), `100ms`, `3s`, `2m`.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let s = v.trim();
+    let (num, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (s, 1.0)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n * unit_ms / 1000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let mut c = Conf::new();
+        assert_eq!(c.master().unwrap(), Master::Local(2));
+        assert_eq!(c.get_usize("ember.task.maxFailures"), Some(4));
+        c.apply_overrides(["ember.master=local[4]", "ember.task.maxFailures = 2"])
+            .unwrap();
+        assert_eq!(c.master().unwrap(), Master::Local(4));
+        assert_eq!(c.get_usize("ember.task.maxFailures"), Some(2));
+        assert_eq!(c.get("ember.default.parallelism"), None);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_suggests() {
+        let err = Conf::new().set("ember.task.maxFailure", "3").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("ember.task.maxFailure"), "{msg}");
+        assert!(
+            msg.contains("did you mean `ember.task.maxFailures`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn malformed_values_name_key() {
+        for (k, v) in [
+            ("ember.master", "local[0]"),
+            ("ember.master", "yarn"),
+            ("ember.task.maxFailures", "0"),
+            ("ember.task.maxFailures", "-1"),
+            ("ember.memory.storage", "lots"),
+            ("ember.locality.wait", "-3s"),
+            ("ember.text.invalidUtf8", "ignore"),
+        ] {
+            match Conf::new().set(k, v) {
+                Err(EngineError::InvalidConfigValue { key, value, .. }) => {
+                    assert_eq!(key, k);
+                    assert_eq!(value, v);
+                }
+                other => panic!("{k}={v}: expected InvalidConfigValue, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn file_and_env_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ember-defaults.conf");
+        std::fs::write(
+            &path,
+            "# comment\nember.master local[3]\nember.task.maxFailures=7\n\n",
+        )
+        .unwrap();
+        let mut c = Conf::new();
+        c.load_file(&path).unwrap();
+        assert_eq!(c.master().unwrap(), Master::Local(3));
+        c.load_env_vars([
+            ("EMBER_TASK_MAXFAILURES".to_string(), "5".to_string()),
+            ("PATH".into(), "/bin".into()),
+        ])
+        .unwrap();
+        assert_eq!(c.get_usize("ember.task.maxFailures"), Some(5));
+        assert_eq!(c.master().unwrap(), Master::Local(3));
+
+        std::fs::write(&path, "ember.master\n").unwrap();
+        let err = Conf::new().load_file(&path).unwrap_err();
+        assert!(
+            matches!(err, EngineError::MalformedConfigLine { line: 1, .. }),
+            "{err:?}"
+        );
+        let err = Conf::new()
+            .load_file(&dir.path().join("missing.conf"))
+            .unwrap_err();
+        assert!(err.to_string().contains("missing.conf"));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_bytes("512m"), Some(512 << 20));
+        assert_eq!(parse_bytes("2g"), Some(2 << 30));
+        assert_eq!(parse_bytes("100"), Some(100));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn cluster_master_needs_hosts() {
+        let c = Conf::new().with("ember.master", "cluster").unwrap();
+        assert!(
+            matches!(c.master(), Err(EngineError::InvalidConfigValue { key, .. }) if key == "ember.cluster.hosts")
+        );
+        let c = c
+            .with("ember.cluster.hosts", "127.0.0.1:7000,127.0.0.1:7001")
+            .unwrap()
+            .with("ember.cluster.process", "1")
+            .unwrap();
+        assert_eq!(c.total_workers().unwrap(), 4);
+    }
+}

@@ -1,0 +1,253 @@
+//! The context: one per worker, the handle driver code uses to create RDDs, broadcasts and
+//! accumulators, and through which actions run jobs.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use timely::worker::Worker;
+
+use crate::accumulator::{AccSlot, AccUpdate, Accumulator, AccumulatorValue};
+use crate::broadcast::Broadcast;
+use crate::config::Conf;
+use crate::data::Data;
+use crate::error::{EngineError, Result};
+use crate::exchange::Round;
+use crate::rdd::source::{ParallelCollection, RangeSource};
+use crate::rdd::text::TextFile;
+use crate::rdd::Rdd;
+use crate::storage::BlockStore;
+
+/// State shared by the worker threads of one process: shuffle outputs, cached blocks,
+/// broadcast values, and the flag that tells workers a peer has stopped.
+#[derive(Default)]
+pub(crate) struct ProcessShared {
+    /// Set when a worker's driver code panicked, so peers stop waiting on it.
+    pub aborted: AtomicBool,
+    pub abort_reason: Mutex<String>,
+    /// Shuffle outputs by (shuffle id, reduce partition).
+    pub shuffles: Mutex<HashMap<(usize, usize), Arc<dyn Any + Send + Sync>>>,
+    /// Cached RDD blocks.
+    pub blocks: BlockStore,
+    /// Broadcast values being handed to this process's workers.
+    pub broadcasts: Mutex<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
+    /// Worker threads in this process.
+    pub threads: usize,
+}
+
+pub(crate) struct ContextInner {
+    pub worker: Worker,
+    pub conf: Conf,
+    pub shared: Arc<ProcessShared>,
+    pub max_failures: usize,
+    pub default_parallelism: usize,
+    next_rdd: Cell<usize>,
+    next_shuffle: Cell<usize>,
+    next_job: Cell<usize>,
+    next_stage: Cell<usize>,
+    next_broadcast: Cell<usize>,
+    next_accumulator: Cell<usize>,
+    accumulators: RefCell<HashMap<usize, Weak<dyn AccSlot>>>,
+}
+
+/// The entry point of driver code on one worker (Spark's `SparkContext`).
+///
+/// Every worker runs the same driver closure with its own `Context`, builds the same RDDs in the
+/// same order, and gets the same result from every action.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Rc<ContextInner>,
+}
+
+impl Context {
+    pub(crate) fn new(worker: Worker, conf: Conf, shared: Arc<ProcessShared>) -> Context {
+        let peers = worker.peers();
+        let max_failures = conf.get_usize("ember.task.maxFailures").unwrap_or(4);
+        let default_parallelism = conf.get_usize("ember.default.parallelism").unwrap_or(peers);
+        Context {
+            inner: Rc::new(ContextInner {
+                worker,
+                conf,
+                shared,
+                max_failures,
+                default_parallelism,
+                next_rdd: Cell::new(0),
+                next_shuffle: Cell::new(0),
+                next_job: Cell::new(0),
+                next_stage: Cell::new(0),
+                next_broadcast: Cell::new(0),
+                next_accumulator: Cell::new(0),
+                accumulators: RefCell::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// This worker's index among all workers (0-based).
+    pub fn worker_index(&self) -> usize {
+        self.inner.worker.index()
+    }
+
+    /// Total number of workers across all processes.
+    pub fn num_workers(&self) -> usize {
+        self.inner.worker.peers()
+    }
+
+    /// The application's configuration.
+    pub fn conf(&self) -> &Conf {
+        &self.inner.conf
+    }
+
+    /// Partitions used when an operation is not told how many (`ember.default.parallelism`).
+    pub fn default_parallelism(&self) -> usize {
+        self.inner.default_parallelism
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<ProcessShared> {
+        &self.inner.shared
+    }
+
+    fn bump(cell: &Cell<usize>) -> usize {
+        let v = cell.get();
+        cell.set(v + 1);
+        v
+    }
+
+    pub(crate) fn new_rdd_id(&self) -> usize {
+        Self::bump(&self.inner.next_rdd)
+    }
+    pub(crate) fn new_shuffle_id(&self) -> usize {
+        Self::bump(&self.inner.next_shuffle)
+    }
+    pub(crate) fn new_job_id(&self) -> usize {
+        Self::bump(&self.inner.next_job)
+    }
+    pub(crate) fn new_stage_id(&self) -> usize {
+        Self::bump(&self.inner.next_stage)
+    }
+
+    /// Opens an exchange round (see [`crate::exchange`]).
+    pub(crate) fn round<D: timely::ExchangeData + Clone>(&self, name: &str) -> Round<D> {
+        Round::open(&self.inner.worker, &self.inner.shared, name)
+    }
+
+    /// Distributes `values` over `partitions` partitions, keeping their order.
+    #[track_caller]
+    pub fn parallelize<T: Data>(&self, values: Vec<T>, partitions: usize) -> Result<Rdd<T>> {
+        check_partitions("parallelize", partitions)?;
+        Ok(Rdd::from_source(
+            self,
+            "parallelize",
+            ParallelCollection::new(values, partitions),
+        ))
+    }
+
+    /// The integers `start, start + step, ...` below `end` (above it for a negative step).
+    #[track_caller]
+    pub fn range(&self, start: i64, end: i64, step: i64, partitions: usize) -> Result<Rdd<i64>> {
+        check_partitions("range", partitions)?;
+        if step == 0 {
+            return Err(EngineError::InvalidArgument {
+                operation: "range".into(),
+                reason: "step must not be 0".into(),
+            });
+        }
+        Ok(Rdd::from_source(
+            self,
+            "range",
+            RangeSource::new(start, end, step, partitions),
+        ))
+    }
+
+    /// The lines of a text file, or of every file in a directory (files whose names start with
+    /// `_` or `.` are skipped), split into at least `min_partitions` byte ranges cut at line ends.
+    ///
+    /// Invalid UTF-8 fails the job with the file and byte offset, unless `ember.text.invalidUtf8`
+    /// is `lossy`.
+    #[track_caller]
+    pub fn text_file(&self, path: impl AsRef<Path>, min_partitions: usize) -> Result<Rdd<String>> {
+        check_partitions("text_file", min_partitions)?;
+        let lossy = self.conf().get("ember.text.invalidUtf8") == Some("lossy");
+        let source = TextFile::open(path.as_ref(), min_partitions, lossy)?;
+        Ok(Rdd::from_source(self, "text_file", source))
+    }
+
+    /// Shares `value` with every task, one copy per process. Worker 0's value is the one used.
+    pub fn broadcast<T: Data>(&self, value: T) -> Result<Broadcast<T>> {
+        let id = Self::bump(&self.inner.next_broadcast);
+        let threads = self.inner.shared.threads;
+        let mut round = self.round::<T>("broadcast");
+        if self.worker_index() == 0 {
+            // The first worker of each process receives the value and shares it in-process.
+            let processes = self.num_workers() / threads;
+            for p in 0..processes {
+                round.send(p * threads, value.clone());
+            }
+        }
+        drop(value);
+        let received = round.finish()?;
+        if let Some(v) = received.into_iter().next() {
+            self.inner
+                .shared
+                .broadcasts
+                .lock()
+                .expect("broadcast lock")
+                .insert(id, Arc::new(v));
+        }
+        // A second round guarantees the value is registered before anyone reads it.
+        self.round::<()>("broadcast-barrier").finish()?;
+        let mut map = self.inner.shared.broadcasts.lock().expect("broadcast lock");
+        let any = map
+            .get(&id)
+            .cloned()
+            .expect("broadcast registered by this process's first worker");
+        let value = any.downcast::<T>().expect("broadcast id maps to one type");
+        // Each worker holds one clone; when all of this process's workers took theirs, forget it.
+        if Arc::strong_count(&value) == threads + 1 {
+            map.remove(&id);
+        }
+        Ok(Broadcast::new(id, value))
+    }
+
+    /// A new accumulator starting at `initial`.
+    pub fn accumulator<T: AccumulatorValue>(&self, initial: T) -> Accumulator<T> {
+        let id = Self::bump(&self.inner.next_accumulator);
+        let (acc, slot) = Accumulator::new(id, initial);
+        self.inner.accumulators.borrow_mut().insert(id, slot);
+        acc
+    }
+
+    /// Applies accumulator updates received from successful tasks.
+    pub(crate) fn apply_acc_updates(&self, updates: &[AccUpdate]) -> Result<()> {
+        let mut accs = self.inner.accumulators.borrow_mut();
+        for u in updates {
+            match accs.get(&u.id).and_then(Weak::upgrade) {
+                Some(slot) => slot.merge_bytes(&u.bytes)?,
+                None => {
+                    accs.remove(&u.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The union of several RDDs of the same type.
+    #[track_caller]
+    pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Result<Rdd<T>> {
+        Rdd::union_all(self, rdds)
+    }
+}
+
+pub(crate) fn check_partitions(operation: &str, partitions: usize) -> Result<()> {
+    if partitions == 0 {
+        Err(EngineError::InvalidArgument {
+            operation: operation.into(),
+            reason: "the number of partitions must be at least 1".into(),
+        })
+    } else {
+        Ok(())
+    }
+}

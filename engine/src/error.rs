@@ -1,0 +1,140 @@
+//! The engine's error type: every failure names what was wrong (a key, a file and offset, a stage
+//! and partition) so a user can act on it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum EngineError {
+    /// A configuration key that Ember does not know.
+    #[error("unknown configuration key `{key}`{hint}")]
+    UnknownConfigKey {
+        /// The key as written.
+        key: String,
+        /// A suggestion such as ` (did you mean `ember.master`?)`, or empty.
+        hint: String,
+    },
+    /// A configuration value that does not parse or is out of range.
+    #[error("invalid value `{value}` for configuration key `{key}`: expected {expected}")]
+    InvalidConfigValue {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What the key accepts.
+        expected: String,
+    },
+    /// A line of a defaults file that is neither a comment nor `key value` / `key=value`.
+    #[error("malformed line {line} in configuration file {path}: `{text}`")]
+    MalformedConfigLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The offending text.
+        text: String,
+    },
+    /// An argument to an API call that can never work (zero partitions, a bad fraction...).
+    #[error("invalid argument to `{operation}`: {reason}")]
+    InvalidArgument {
+        /// The operation that was called.
+        operation: String,
+        /// Why the argument is rejected.
+        reason: String,
+    },
+    /// An input path that does not exist or matches no file.
+    #[error("input path not found: {path}")]
+    InputNotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// An I/O error on a file, with the file named.
+    #[error("I/O error on {path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A text line that is not valid UTF-8 (use a lossy text source to replace bad bytes).
+    #[error("invalid UTF-8 in {path} at byte offset {offset}")]
+    InvalidUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the first invalid byte from the start of the file.
+        offset: u64,
+    },
+    /// An output path that already exists (the default save mode refuses to overwrite).
+    #[error("output path already exists: {path}")]
+    OutputExists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A job failed because one of its tasks failed `attempts` times.
+    #[error("job {job} failed: stage {stage} ({stage_name}), partition {partition} failed {attempts} time(s); last error: {cause}")]
+    JobFailed {
+        /// Job number within this context.
+        job: usize,
+        /// Stage number within this context.
+        stage: usize,
+        /// What the stage computes, e.g. `shuffle map for reduce_by_key`.
+        stage_name: String,
+        /// The failing partition.
+        partition: usize,
+        /// How many attempts were made.
+        attempts: usize,
+        /// The last attempt's error or panic message.
+        cause: String,
+    },
+    /// A shuffle's output for a reduce partition is not in this process.
+    #[error("shuffle {shuffle} has no output for partition {partition} in this process")]
+    ShuffleOutputMissing {
+        /// The shuffle id.
+        shuffle: usize,
+        /// The reduce partition.
+        partition: usize,
+    },
+    /// Another worker of this application stopped (its driver code panicked or returned early),
+    /// so collective operations cannot complete.
+    #[error("a peer worker stopped: {0}")]
+    PeerFailed(String),
+    /// Starting the timely workers failed (bad addresses, port in use...).
+    #[error("could not start workers: {0}")]
+    Startup(String),
+    /// A value could not be serialized or deserialized.
+    #[error("serialization error: {0}")]
+    Serialization(String),
+}
+
+impl EngineError {
+    /// Errors that come from the data itself fail the same way on every attempt, so retrying the
+    /// task only wastes time; everything else (I/O hiccups, panics) is retried.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            EngineError::InvalidUtf8 { .. }
+                | EngineError::InputNotFound { .. }
+                | EngineError::InvalidArgument { .. }
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Short for `Result<T, EngineError>`.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Why one task attempt failed, in a form that can travel between workers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct TaskFailure {
+    pub partition: usize,
+    pub attempts: usize,
+    pub message: String,
+}

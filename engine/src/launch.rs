@@ -1,0 +1,97 @@
+//! Starting an application: timely workers in this process (`local[N]`) or in several processes
+//! connected by timely's networking (`cluster`), each running the same driver closure.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::config::{Conf, Master};
+use crate::context::{Context, ProcessShared};
+use crate::error::{EngineError, Result};
+use crate::task::panic_message;
+
+/// Runs `driver` on every worker and returns the result of this process's first worker.
+///
+/// Every action returns the same value on every worker, so the first worker's result is the
+/// application's result.
+///
+/// ```
+/// use ember_engine::prelude::*;
+///
+/// let conf = Conf::new().with("ember.master", "local[2]").unwrap();
+/// let total = ember_engine::run(conf, |ctx| {
+///     ctx.range(0, 100, 1, 4).unwrap().map(|x| x * 2).reduce(|a, b| a + b).unwrap()
+/// })
+/// .unwrap();
+/// assert_eq!(total, Some(9900));
+/// ```
+pub fn run<R, F>(conf: Conf, driver: F) -> Result<R>
+where
+    R: Send + 'static,
+    F: Fn(&Context) -> R + Send + Sync + 'static,
+{
+    run_all(conf, driver)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::Startup("no workers started".into()))
+}
+
+/// Runs `driver` on every worker and returns each of this process's workers' results in order.
+pub fn run_all<R, F>(conf: Conf, driver: F) -> Result<Vec<R>>
+where
+    R: Send + 'static,
+    F: Fn(&Context) -> R + Send + Sync + 'static,
+{
+    let master = conf.master()?;
+    let (timely_conf, threads) = match &master {
+        Master::Local(n) => (timely::Config::process(*n), *n),
+        Master::Cluster {
+            hosts,
+            process,
+            threads,
+        } => (
+            timely::Config {
+                communication: timely::CommunicationConfig::Cluster {
+                    threads: *threads,
+                    process: *process,
+                    addresses: hosts.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                worker: timely::WorkerConfig::default(),
+            },
+            *threads,
+        ),
+    };
+    tracing::info!(
+        ?master,
+        app = conf.get("ember.app.name"),
+        "starting workers"
+    );
+    let shared = Arc::new(ProcessShared {
+        threads,
+        ..Default::default()
+    });
+    let guards = timely::execute(timely_conf, move |worker| {
+        let ctx = Context::new(worker.clone(), conf.clone(), Arc::clone(&shared));
+        let index = ctx.worker_index();
+        match catch_unwind(AssertUnwindSafe(|| driver(&ctx))) {
+            Ok(r) => Ok(r),
+            Err(payload) => {
+                let why = format!(
+                    "driver code panicked on worker {index}: {}",
+                    panic_message(&payload)
+                );
+                *shared.abort_reason.lock().expect("abort lock") = why.clone();
+                shared.aborted.store(true, Ordering::SeqCst);
+                Err(EngineError::PeerFailed(why))
+            }
+        }
+    })
+    .map_err(EngineError::Startup)?;
+    let mut results = Vec::new();
+    for joined in guards.join() {
+        results.push(joined.map_err(EngineError::PeerFailed)??);
+    }
+    Ok(results)
+}

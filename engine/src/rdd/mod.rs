@@ -1,0 +1,302 @@
+//! Resilient distributed datasets: lazy, partitioned collections that know their lineage.
+//!
+//! An [`Rdd`] is a handle to a node of the lineage graph. Each node knows its dependencies on its
+//! parents (one-to-one, a range of a union, groups of a coalesce, or a shuffle), how many
+//! partitions it has, which worker should compute each one, and how to compute one partition as
+//! an iterator. Transformations only build nodes; actions hand the graph to the scheduler.
+
+pub(crate) mod actions;
+pub(crate) mod narrow;
+pub(crate) mod pair;
+pub(crate) mod sample;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod text;
+pub(crate) mod union;
+
+use std::cell::Cell;
+use std::panic::Location;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::context::Context;
+use crate::data::Data;
+use crate::shuffle::{PartitionerDesc, ShuffleDepBase};
+use crate::storage::StorageLevel;
+use crate::task::TaskContext;
+
+/// The iterator a partition is computed as.
+pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;
+
+/// How a child partition depends on its parents' partitions.
+#[derive(Clone)]
+pub(crate) enum Dependency {
+    /// Child partition `i` reads parent partition `i`.
+    OneToOne(Rc<dyn RddBase>),
+    /// Child partitions `out_start..out_start + len` read parent partitions from `in_start` on.
+    Range {
+        parent: Rc<dyn RddBase>,
+        in_start: usize,
+        out_start: usize,
+        len: usize,
+    },
+    /// Child partition `i` reads the parent partitions in `groups[i]`.
+    Groups {
+        parent: Rc<dyn RddBase>,
+        groups: Rc<Vec<Vec<usize>>>,
+    },
+    /// Child partitions read the output of a shuffle of the parent.
+    Shuffle(Rc<dyn ShuffleDepBase>),
+}
+
+/// The untyped view of a lineage node, for the scheduler and `lineage()`.
+pub(crate) trait RddBase {
+    fn id(&self) -> usize;
+    fn op(&self) -> &str;
+    fn call_site(&self) -> &'static Location<'static>;
+    fn num_partitions(&self) -> usize;
+    fn dependencies(&self) -> Vec<Dependency>;
+    fn storage_level(&self) -> Option<StorageLevel>;
+    fn partitioner(&self) -> Option<PartitionerDesc>;
+    /// The worker that computes partition `split`: where its input lives.
+    fn task_worker(&self, split: usize) -> usize;
+}
+
+/// How a node computes its partitions; one implementation per kind of node.
+pub(crate) trait Compute<T> {
+    fn num_partitions(&self) -> usize;
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+    fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T>;
+    fn partitioner(&self) -> Option<PartitionerDesc> {
+        None
+    }
+}
+
+/// A node of the lineage graph holding elements of type `T`.
+pub(crate) struct RddNode<T> {
+    id: usize,
+    pub(crate) ctx: Context,
+    op: String,
+    site: &'static Location<'static>,
+    storage: Cell<Option<StorageLevel>>,
+    compute: Box<dyn Compute<T>>,
+}
+
+impl<T: Data> RddNode<T> {
+    /// The partition's elements: from the cache when persisted and present, else computed (and
+    /// cached when persisted).
+    pub(crate) fn iterator(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
+        match self.storage.get() {
+            None => self.compute.compute(split, tc),
+            Some(StorageLevel::MemoryOnly) => {
+                let blocks = &self.ctx.shared().blocks;
+                if let Some(block) = blocks.get::<T>((self.id, split)) {
+                    tracing::trace!(rdd = self.id, split, "cache hit");
+                    return Box::new(SharedVecIter::new(block));
+                }
+                let values: Vec<T> = self.compute.compute(split, tc).collect();
+                if tc.failed() {
+                    return Box::new(std::iter::empty());
+                }
+                let block = Arc::new(values);
+                blocks.put((self.id, split), Arc::clone(&block));
+                Box::new(SharedVecIter::new(block))
+            }
+        }
+    }
+}
+
+impl<T: Data> RddBase for RddNode<T> {
+    fn id(&self) -> usize {
+        self.id
+    }
+    fn op(&self) -> &str {
+        &self.op
+    }
+    fn call_site(&self) -> &'static Location<'static> {
+        self.site
+    }
+    fn num_partitions(&self) -> usize {
+        self.compute.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        self.compute.dependencies()
+    }
+    fn storage_level(&self) -> Option<StorageLevel> {
+        self.storage.get()
+    }
+    fn partitioner(&self) -> Option<PartitionerDesc> {
+        self.compute.partitioner()
+    }
+    fn task_worker(&self, split: usize) -> usize {
+        self.owner(split)
+    }
+}
+
+impl<T> RddNode<T> {
+    /// The worker that computes `split`: the owner of its first narrow ancestor's partition, or
+    /// of the shuffle output it reads, or `split % peers` for sources.
+    fn owner(&self, split: usize) -> usize {
+        let peers = self.ctx.num_workers();
+        for dep in self.compute.dependencies() {
+            match dep {
+                Dependency::OneToOne(parent) => return parent.task_worker(split),
+                Dependency::Range {
+                    parent,
+                    in_start,
+                    out_start,
+                    len,
+                } => {
+                    if (out_start..out_start + len).contains(&split) {
+                        return parent.task_worker(split - out_start + in_start);
+                    }
+                }
+                Dependency::Groups { parent, groups } => {
+                    if let Some(&first) = groups[split].first() {
+                        return parent.task_worker(first);
+                    }
+                }
+                Dependency::Shuffle(_) => return split % peers,
+            }
+        }
+        split % peers
+    }
+}
+
+impl<T> Drop for RddNode<T> {
+    fn drop(&mut self) {
+        // Each worker drops the blocks it computed; peers drop theirs with their own handles.
+        if self.storage.get().is_some() {
+            let me = self.ctx.worker_index();
+            for split in self.ctx.shared().blocks.cached_partitions(self.id) {
+                if self.owner(split) == me {
+                    self.ctx.shared().blocks.remove((self.id, split));
+                }
+            }
+        }
+    }
+}
+
+/// Iterates a shared block, cloning each element out.
+pub(crate) struct SharedVecIter<T> {
+    data: Arc<Vec<T>>,
+    pos: usize,
+}
+
+impl<T> SharedVecIter<T> {
+    pub(crate) fn new(data: Arc<Vec<T>>) -> Self {
+        SharedVecIter { data, pos: 0 }
+    }
+}
+
+impl<T: Clone> Iterator for SharedVecIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        let v = self.data.get(self.pos)?.clone();
+        self.pos += 1;
+        Some(v)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.data.len() - self.pos;
+        (n, Some(n))
+    }
+}
+
+/// A resilient distributed dataset of `T`: lazy, partitioned, and rebuilt from its lineage.
+///
+/// Cloning an `Rdd` clones the handle, not the data.
+pub struct Rdd<T: Data> {
+    pub(crate) node: Rc<RddNode<T>>,
+}
+
+impl<T: Data> Clone for Rdd<T> {
+    fn clone(&self) -> Self {
+        Rdd {
+            node: Rc::clone(&self.node),
+        }
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    #[track_caller]
+    pub(crate) fn from_source(
+        ctx: &Context,
+        op: &str,
+        compute: impl Compute<T> + 'static,
+    ) -> Rdd<T> {
+        Rdd::with_site(ctx, op, Location::caller(), Box::new(compute))
+    }
+
+    pub(crate) fn with_site(
+        ctx: &Context,
+        op: &str,
+        site: &'static Location<'static>,
+        compute: Box<dyn Compute<T>>,
+    ) -> Rdd<T> {
+        Rdd {
+            node: Rc::new(RddNode {
+                id: ctx.new_rdd_id(),
+                ctx: ctx.clone(),
+                op: op.to_string(),
+                site,
+                storage: Cell::new(None),
+                compute,
+            }),
+        }
+    }
+
+    pub(crate) fn base(&self) -> Rc<dyn RddBase> {
+        Rc::clone(&self.node) as Rc<dyn RddBase>
+    }
+
+    /// This RDD's id, unique within the application and the same on every worker.
+    pub fn id(&self) -> usize {
+        self.node.id
+    }
+
+    /// The number of partitions.
+    pub fn num_partitions(&self) -> usize {
+        self.node.num_partitions()
+    }
+
+    /// The context this RDD belongs to.
+    pub fn context(&self) -> &Context {
+        &self.node.ctx
+    }
+
+    /// The persistence level, if persisted.
+    pub fn storage_level(&self) -> Option<StorageLevel> {
+        self.node.storage.get()
+    }
+
+    /// Keeps computed partitions for reuse by later actions (at the given level).
+    pub fn persist(&self, level: StorageLevel) -> Rdd<T> {
+        self.node.storage.set(Some(level));
+        self.clone()
+    }
+
+    /// `persist(StorageLevel::MemoryOnly)`.
+    pub fn cache(&self) -> Rdd<T> {
+        self.persist(StorageLevel::MemoryOnly)
+    }
+
+    /// Stops persisting and drops this worker's cached partitions.
+    pub fn unpersist(&self) -> Rdd<T> {
+        let blocks = &self.node.ctx.shared().blocks;
+        for split in blocks.cached_partitions(self.id()) {
+            if self.node.task_worker(split) == self.node.ctx.worker_index() {
+                blocks.remove((self.id(), split));
+            }
+        }
+        self.node.storage.set(None);
+        self.clone()
+    }
+
+    /// The lineage graph with stage boundaries (`+-` marks a shuffle) and storage levels, in the
+    /// style of Spark's `toDebugString`.
+    pub fn lineage(&self) -> String {
+        crate::lineage::render(&self.base())
+    }
+}

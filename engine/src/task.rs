@@ -1,0 +1,136 @@
+//! Running one task: a partition computed on this worker, with panics caught, errors recorded,
+//! accumulator updates held back until the attempt succeeds, and retries up to
+//! `ember.task.maxFailures`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use crate::accumulator::{AccUpdate, Pending};
+use crate::error::{EngineError, TaskFailure};
+
+/// What a running task knows about itself. Sources use it to report errors (a bad file, invalid
+/// UTF-8) without panicking: they record the error and end their iterator, and the attempt fails.
+pub struct TaskContext {
+    /// The stage this task belongs to.
+    pub stage: usize,
+    /// The partition being computed.
+    pub partition: usize,
+    /// 0 for the first attempt.
+    pub attempt: usize,
+    error: RefCell<Option<EngineError>>,
+    pub(crate) acc_updates: RefCell<Vec<Pending>>,
+}
+
+impl TaskContext {
+    fn new(stage: usize, partition: usize, attempt: usize) -> Rc<TaskContext> {
+        Rc::new(TaskContext {
+            stage,
+            partition,
+            attempt,
+            error: RefCell::new(None),
+            acc_updates: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Records an error; the attempt fails once the task's iterator stops. The first error wins.
+    pub fn fail(&self, err: EngineError) {
+        let mut slot = self.error.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+    }
+
+    /// Whether an error has been recorded (sources stop producing once it is).
+    pub fn failed(&self) -> bool {
+        self.error.borrow().is_some()
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<TaskContext>>> = const { RefCell::new(None) };
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The task running on this thread, if any (accumulators buffer their updates in it).
+pub(crate) fn current_task() -> Option<Rc<TaskContext>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Whether this thread is inside a task: actions there would deadlock the round protocol.
+pub(crate) fn in_task() -> bool {
+    IN_TASK.with(|c| c.get())
+}
+
+/// A task's successful result with the accumulator updates of the attempt that produced it.
+pub(crate) struct TaskSuccess<R> {
+    pub value: R,
+    pub attempt: usize,
+    pub acc_updates: Vec<AccUpdate>,
+}
+
+/// Runs `body` for `partition` until an attempt succeeds or `max_failures` attempts failed.
+pub(crate) fn run_task<R>(
+    stage: usize,
+    partition: usize,
+    max_failures: usize,
+    mut body: impl FnMut(&Rc<TaskContext>) -> R,
+) -> Result<TaskSuccess<R>, TaskFailure> {
+    let mut last = String::new();
+    for attempt in 0..max_failures.max(1) {
+        let tc = TaskContext::new(stage, partition, attempt);
+        CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&tc)));
+        IN_TASK.with(|c| c.set(true));
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(&tc)));
+        IN_TASK.with(|c| c.set(false));
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        let retryable = match (outcome, tc.error.borrow_mut().take()) {
+            (Ok(value), None) => {
+                let acc_updates = tc
+                    .acc_updates
+                    .borrow()
+                    .iter()
+                    .map(Pending::encode)
+                    .collect();
+                return Ok(TaskSuccess {
+                    value,
+                    attempt,
+                    acc_updates,
+                });
+            }
+            (_, Some(err)) => {
+                last = err.to_string();
+                err.is_retryable()
+            }
+            (Err(panic), None) => {
+                last = format!("panic: {}", panic_message(&panic));
+                true
+            }
+        };
+        tracing::warn!(stage, partition, attempt, error = %last, "task attempt failed");
+        if !retryable {
+            return Err(TaskFailure {
+                partition,
+                attempts: attempt + 1,
+                message: last,
+            });
+        }
+    }
+    Err(TaskFailure {
+        partition,
+        attempts: max_failures.max(1),
+        message: last,
+    })
+}
+
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
