@@ -22,7 +22,9 @@ pub enum BenchError {
         reason: String,
     },
     /// A size such as `200MB` could not be parsed.
-    #[error("bad size {0:?}: expected bytes or a number with a suffix KB, MB, GB, KiB, MiB or GiB")]
+    #[error(
+        "bad size {0:?}: expected bytes or a number with a suffix KB, MB, GB, KiB, MiB or GiB"
+    )]
     Size(String),
     /// The text input is not UTF-8.
     #[error("{path}: invalid UTF-8 at byte offset {offset}")]

@@ -80,7 +80,10 @@ mod tests {
     fn mix_is_the_generator_output_at_each_state() {
         let mut rng = SplitMix64::new(12345);
         for k in 0..100u64 {
-            assert_eq!(rng.next_u64(), mix(12345u64.wrapping_add(k.wrapping_mul(GOLDEN))));
+            assert_eq!(
+                rng.next_u64(),
+                mix(12345u64.wrapping_add(k.wrapping_mul(GOLDEN)))
+            );
         }
     }
 

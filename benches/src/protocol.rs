@@ -47,7 +47,7 @@ pub fn join_right(k: u64) -> (u64, u64) {
 #[inline]
 pub fn w_true(j: usize) -> f64 {
     let w = (j + 1) as f64;
-    if j % 2 == 0 {
+    if j & 1 == 0 {
         w
     } else {
         -w

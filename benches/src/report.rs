@@ -115,7 +115,8 @@ pub fn answers_agree(workload: &str, a: &Value, b: &Value) -> Result<(), String>
             .fold(0.0f64, |m, v| m.max(v.abs()))
             .max(f64::MIN_POSITIVE);
         for (j, (x, y)) in wa.iter().zip(&wb).enumerate() {
-            if !((x - y).abs() <= LR_TOLERANCE * scale) {
+            let diff = (x - y).abs();
+            if diff.is_nan() || diff > LR_TOLERANCE * scale {
                 return Err(format!("w[{j}]: {x} vs {y}"));
             }
         }
@@ -205,10 +206,12 @@ pub fn build_rows(records: &[Record], references: &BTreeMap<String, Value>) -> V
                 Target::Faster {
                     spark_ratio,
                     timely_ratio,
-                } => ratio.map(|r| r >= spark_ratio).and_then(|ok| match timely_ratio {
-                    None => Some(ok),
-                    Some(t) => ember.zip(timely).map(|(e, tm)| ok && e <= t * tm),
-                }),
+                } => ratio
+                    .map(|r| r >= spark_ratio)
+                    .and_then(|ok| match timely_ratio {
+                        None => Some(ok),
+                        Some(t) => ember.zip(timely).map(|(e, tm)| ok && e <= t * tm),
+                    }),
             };
             Row {
                 workload: workload.to_owned(),
@@ -331,7 +334,10 @@ mod tests {
     fn results_are_spliced_between_markers() {
         let doc = "a\n<!-- results:start -->\nold\n<!-- results:end -->\nb\n";
         let out = splice_results(doc, "new\n").unwrap();
-        assert_eq!(out, "a\n<!-- results:start -->\nnew\n<!-- results:end -->\nb\n");
+        assert_eq!(
+            out,
+            "a\n<!-- results:start -->\nnew\n<!-- results:end -->\nb\n"
+        );
         assert!(splice_results("no markers", "x").is_none());
     }
 }

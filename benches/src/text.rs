@@ -23,7 +23,7 @@ pub const VOCABULARY_SIZE: usize = 10_000;
 /// The Zipf exponent of word ranks.
 pub const ZIPF_EXPONENT: f64 = 1.1;
 /// The default seed.
-pub const DEFAULT_SEED: u64 = 0x454D_4245_52; // "EMBER"
+pub const DEFAULT_SEED: u64 = 0x0045_4D42_4552; // "EMBER"
 /// The default size of the generated text, in bytes (200 MB).
 pub const DEFAULT_SIZE: u64 = 200_000_000;
 /// Fewest words on a line.
@@ -242,7 +242,11 @@ mod tests {
             let expect = p[k] * draws as f64;
             let sd = (expect * (1.0 - p[k])).sqrt();
             let got = hits[k] as f64;
-            assert!((got - expect).abs() < 5.0 * sd, "rank {}: {got} vs {expect}", k + 1);
+            assert!(
+                (got - expect).abs() < 5.0 * sd,
+                "rank {}: {got} vs {expect}",
+                k + 1
+            );
         }
     }
 

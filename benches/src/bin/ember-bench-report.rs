@@ -71,10 +71,12 @@ fn run() -> Result<bool, BenchError> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
-            args.next().map(PathBuf::from).ok_or_else(|| BenchError::Argument {
-                arg: name.to_owned(),
-                reason: "needs a value".to_owned(),
-            })
+            args.next()
+                .map(PathBuf::from)
+                .ok_or_else(|| BenchError::Argument {
+                    arg: name.to_owned(),
+                    reason: "needs a value".to_owned(),
+                })
         };
         match arg.as_str() {
             "--reference" => reference = true,

@@ -66,8 +66,10 @@ fn run() -> Result<(), BenchError> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(size);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template"),
         );
         bar
     });

@@ -40,14 +40,14 @@ fn run() -> Result<(), BenchError> {
         match arg.as_str() {
             "--workers" => {
                 let v = args.next().unwrap_or_default();
-                workers = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| BenchError::Argument {
-                        arg: format!("--workers {v}"),
-                        reason: "needs a positive integer".to_owned(),
-                    })?;
+                workers =
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| BenchError::Argument {
+                            arg: format!("--workers {v}"),
+                            reason: "needs a positive integer".to_owned(),
+                        })?;
             }
             a if !a.starts_with('-') && path.is_none() => path = Some(PathBuf::from(a)),
             other => {
@@ -115,5 +115,7 @@ fn count_share(
     });
     while worker.step_or_park(None) {}
     let sums = sums.borrow();
-    Ok(WordCountAnswer::of(sums.iter().map(|(w, c)| (w.as_str(), *c))))
+    Ok(WordCountAnswer::of(
+        sums.iter().map(|(w, c)| (w.as_str(), *c)),
+    ))
 }
