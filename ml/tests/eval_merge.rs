@@ -231,7 +231,8 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
     let preds = array![[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]];
     eval.eval(good_labels.view(), preds.view(), None).unwrap();
     let before = eval.clone();
-    let cases: Vec<(Array2<f32>, Array2<f32>, Option<Array2<f32>>)> = vec![
+    type Case = (Array2<f32>, Array2<f32>, Option<Array2<f32>>);
+    let cases: Vec<Case> = vec![
         (array![[1.0, 0.0, 0.0]], preds.clone(), None), // row counts differ
         (good_labels.clone(), array![[0.5, 0.5], [0.5, 0.5]], None), // too few columns
         (
