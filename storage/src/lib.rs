@@ -12,6 +12,7 @@
 pub mod compression;
 pub mod config;
 pub mod error;
+pub mod formats;
 pub mod glob;
 pub mod lines;
 pub mod listing;
@@ -19,6 +20,7 @@ pub mod location;
 pub mod ops;
 pub mod reader;
 pub mod runtime;
+pub mod sink;
 pub mod split;
 
 pub use compression::Codec;
@@ -28,6 +30,15 @@ pub use lines::{read_whole_text, whole_text_files, LineReader, Utf8Mode};
 pub use listing::{list_inputs, Manifest};
 pub use location::{Location, StoreKind};
 pub use ops::ObjectInfo;
+pub use formats::csv::{infer_csv_schema, CsvOptions, CsvReader};
+pub use formats::ipc::{ipc_splits, read_ipc_split, IpcBatchReader, IpcSplit};
+pub use formats::json::{infer_json_schema, JsonLinesReader, JsonOptions};
+pub use formats::parquet::{
+    parquet_splits, read_parquet_split, CmpOp, ParquetBatchReader, ParquetPlan, ParquetScan, ParquetSplit, Predicate,
+    Scalar,
+};
+pub use formats::ParseMode;
+pub use sink::{JobCommitter, ObjectWriter, SaveMode, TaskAttempt, TaskCommit};
 pub use split::{plan_splits, text_splits, Split};
 
 pub use arrow_array;
