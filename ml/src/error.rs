@@ -78,6 +78,18 @@ pub enum MlError {
         /// Shape in the file.
         found: Vec<usize>,
     },
+    /// A model file is bad; the inner error says how.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it.
+        #[source]
+        source: Box<MlError>,
+    },
+    /// Loading or preparing data failed.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// JSON configuration could not be parsed.
     #[error("bad JSON in {what}: {source}")]
     Json {

@@ -16,19 +16,5 @@ pub use init::WeightInit;
 pub use loss::Loss;
 pub use network::{Network, TensorInfo, TensorKind};
 
-/// One-hot rows for class labels: `[labels.len(), classes]`.
-pub fn one_hot(labels: &[usize], classes: usize) -> crate::error::Result<ndarray::Array2<f32>> {
-    let mut out = ndarray::Array2::zeros((labels.len(), classes));
-    for (i, &l) in labels.iter().enumerate() {
-        if l >= classes {
-            return Err(crate::error::MlError::Shape(format!(
-                "label {l} at row {i} is not below {classes} classes"
-            )));
-        }
-        out[[i, l]] = 1.0;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod gradcheck;

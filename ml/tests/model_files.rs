@@ -1,0 +1,318 @@
+//! Model files: round trips, Python's safetensors reading them, and bad files as typed errors.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use ember_ml::model_io::{self, safetensors};
+use ember_ml::nn::{Activation, Loss, Network, NetworkConfig};
+use ember_ml::optim::{Method, Optimizer, OptimizerConfig};
+use ember_ml::MlError;
+use ndarray::{ArrayD, IxDyn};
+
+fn small_cnn(seed: u64) -> NetworkConfig {
+    NetworkConfig::builder(&[1, 6, 6])
+        .conv2d(2, 3, 1, Activation::Relu)
+        .batch_norm()
+        .max_pool(2, 2)
+        .flatten()
+        .dense(5, Activation::Tanh)
+        .dense(3, Activation::Identity)
+        .loss(Loss::SoftmaxCrossEntropy)
+        .seed(seed)
+        .config()
+}
+
+fn batch(n: usize) -> (ArrayD<f32>, ArrayD<f32>) {
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 1, 6, 6]), |i| {
+        ((i[0] * 7 + i[2] * 3 + i[3]) % 11) as f32 / 11.0 - 0.4
+    });
+    let y = ArrayD::from_shape_fn(IxDyn(&[n, 3]), |i| f32::from(i[1] == i[0] % 3));
+    (x, y)
+}
+
+/// A trained network with Adam state, so every tensor kind is present and non-trivial.
+fn trained() -> (Network, Optimizer) {
+    let mut net = Network::new(small_cnn(11)).unwrap();
+    let mut opt =
+        Optimizer::new(OptimizerConfig::new(Method::adam(), 0.01), net.num_params()).unwrap();
+    let (x, y) = batch(4);
+    for _ in 0..3 {
+        net.fit_batch(x.view(), y.view(), &mut opt).unwrap();
+    }
+    (net, opt)
+}
+
+#[test]
+fn save_load_round_trip_restores_everything() {
+    let (mut net, opt) = trained();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    model_io::save(&path, &net, Some(&opt)).unwrap();
+    let loaded = model_io::load(&path).unwrap();
+    let mut back = loaded.network;
+    assert_eq!(back.config(), net.config());
+    assert_eq!(back.params(), net.params());
+    assert_eq!(back.buffers(), net.buffers());
+    assert!(
+        net.buffers().iter().any(|&v| v != 0.0 && v != 1.0),
+        "running stats were updated"
+    );
+    assert_eq!(loaded.optimizer.as_ref(), Some(&opt));
+    let (x, _) = batch(4);
+    assert_eq!(
+        back.predict(x.view()).unwrap(),
+        net.predict(x.view()).unwrap()
+    );
+    // Without an optimizer.
+    model_io::save(&path, &net, None).unwrap();
+    assert!(model_io::load(&path).unwrap().optimizer.is_none());
+    // Continuing training from the loaded optimizer matches continuing the original.
+    let (x, y) = batch(4);
+    let mut o1 = opt.clone();
+    let mut o2 = loaded.optimizer.unwrap();
+    net.fit_batch(x.view(), y.view(), &mut o1).unwrap();
+    back.fit_batch(x.view(), y.view(), &mut o2).unwrap();
+    assert_eq!(net.params(), back.params());
+}
+
+#[test]
+fn python_safetensors_reads_the_weights() {
+    let (net, opt) = trained();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    model_io::save(&path, &net, Some(&opt)).unwrap();
+    let script = r#"
+import json, sys
+try:
+    import numpy
+    from safetensors.numpy import load_file
+    from safetensors import safe_open
+except ImportError as e:
+    print("MISSING-PYTHON-PACKAGE", e)
+    sys.exit(3)
+path = sys.argv[1]
+tensors = load_file(path)
+with safe_open(path, framework="numpy") as f:
+    meta = f.metadata()
+out = {"meta": meta, "tensors": {k: {"dtype": str(v.dtype), "shape": list(v.shape),
+       "values": [float(x) for x in v.reshape(-1)]} for k, v in tensors.items()}}
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            panic!("python3 is required for this test (run .ci/setup.d/50-python-ml.sh): {e}")
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python could not read the model file (if MISSING-PYTHON-PACKAGE: install numpy and \
+         safetensors with .ci/setup.d/50-python-ml.sh)\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let tensors = v["tensors"].as_object().unwrap();
+    let mut expected = 0;
+    for t in net.tensors() {
+        let py = &tensors[&t.name];
+        assert_eq!(py["dtype"], "float32", "{}", t.name);
+        let shape: Vec<usize> = serde_json::from_value(py["shape"].clone()).unwrap();
+        assert_eq!(shape, t.shape, "{}", t.name);
+        let vals: Vec<f32> = serde_json::from_value(py["values"].clone()).unwrap();
+        let src = match t.kind {
+            ember_ml::nn::TensorKind::Param => net.params(),
+            ember_ml::nn::TensorKind::Buffer => net.buffers(),
+        };
+        assert_eq!(vals, src[t.range.clone()], "{}", t.name);
+        expected += 1;
+    }
+    let m: Vec<f32> = serde_json::from_value(tensors["optimizer.m"]["values"].clone()).unwrap();
+    assert_eq!(m, opt.state()[..net.num_params()]);
+    assert_eq!(
+        tensors.len(),
+        expected + 2,
+        "network tensors plus optimizer m and v"
+    );
+    let cfg = v["meta"]["ember.config"].as_str().unwrap();
+    assert_eq!(&NetworkConfig::from_json(cfg).unwrap(), net.config());
+}
+
+fn inner(e: MlError) -> MlError {
+    match e {
+        MlError::InFile { source, .. } => *source,
+        other => other,
+    }
+}
+
+#[test]
+fn truncated_files_are_errors_at_every_length() {
+    let (net, opt) = trained();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    for cut in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+        match model_io::from_bytes(&bytes[..cut]) {
+            Err(MlError::Truncated { .. }) | Err(MlError::Corrupt { .. }) => {}
+            Err(other) => panic!("cut at {cut}: unexpected error kind {other}"),
+            Ok(_) => panic!("cut at {cut}: a truncated file loaded"),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.safetensors");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = model_io::load(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("cut.safetensors"),
+        "error names the file: {err}"
+    );
+    assert!(matches!(inner(err), MlError::Truncated { .. }));
+    assert!(matches!(
+        model_io::load(dir.path().join("absent")),
+        Err(MlError::Io { .. })
+    ));
+}
+
+#[test]
+fn corrupt_files_are_typed_errors() {
+    let (net, opt) = trained();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    // A flipped bit in the tensor data: checksum.
+    let mut b = bytes.clone();
+    let last = b.len() - 3;
+    b[last] ^= 0x10;
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::Checksum { .. })
+    ));
+    // Garbage in the JSON header.
+    let mut b = bytes.clone();
+    b[9] = b'#';
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::Corrupt { .. })
+    ));
+    // An absurd header length.
+    let mut b = bytes.clone();
+    b[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::Corrupt { .. })
+    ));
+    // Random bytes.
+    let noise: Vec<u8> = (0..500u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    assert!(model_io::from_bytes(&noise).is_err());
+    // A valid safetensors file that is not an Ember model.
+    let plain = safetensors::write(&[("w".into(), vec![2], &[1.0, 2.0][..])], &BTreeMap::new());
+    assert!(matches!(
+        model_io::from_bytes(&plain),
+        Err(MlError::Corrupt { .. })
+    ));
+}
+
+/// Rewrites a model file with other tensors and metadata.
+fn rebuild(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>, &mut BTreeMap<String, String>),
+) -> Vec<u8> {
+    let st = safetensors::read(bytes).unwrap();
+    let mut meta = st.metadata.clone();
+    meta.remove(safetensors::CRC_KEY);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = st
+        .tensors
+        .iter()
+        .map(|(k, e)| (k.clone(), e.shape.clone(), st.f32_values(k).unwrap()))
+        .collect();
+    edit(&mut tensors, &mut meta);
+    let refs: Vec<(String, Vec<usize>, &[f32])> = tensors
+        .iter()
+        .map(|(k, s, v)| (k.clone(), s.clone(), &v[..]))
+        .collect();
+    safetensors::write(&refs, &meta)
+}
+
+#[test]
+fn mismatched_files_are_typed_errors() {
+    let (net, opt) = trained();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    // The configuration of a wider network: shapes no longer match.
+    let mut wider = small_cnn(11);
+    wider.layers[4] = ember_ml::nn::LayerConfig::Dense {
+        units: 6,
+        activation: Activation::Tanh,
+        init: None,
+    };
+    let b = rebuild(&bytes, |_, m| {
+        m.insert("ember.config".into(), wider.to_json());
+    });
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::TensorShape { .. })
+    ));
+    // A tensor missing.
+    let b = rebuild(&bytes, |t, _| {
+        t.retain(|(k, _, _)| k != "layers.1.running_var")
+    });
+    match model_io::from_bytes(&b) {
+        Err(MlError::MissingTensor { name }) => assert_eq!(name, "layers.1.running_var"),
+        other => panic!("expected MissingTensor, got {other:?}"),
+    }
+    // Optimizer state of the wrong length.
+    let b = rebuild(&bytes, |t, _| {
+        for (k, s, v) in t.iter_mut() {
+            if k == "optimizer.v" {
+                v.pop();
+                s[0] -= 1;
+            }
+        }
+    });
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::TensorShape { .. })
+    ));
+    // An extra tensor.
+    let b = rebuild(&bytes, |t, _| t.push(("extra".into(), vec![1], vec![0.0])));
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::Corrupt { .. })
+    ));
+    // Bad configuration JSON.
+    let b = rebuild(&bytes, |_, m| {
+        m.insert("ember.config".into(), "{\"layers\": 3}".into());
+    });
+    assert!(matches!(
+        model_io::from_bytes(&b),
+        Err(MlError::Json { .. })
+    ));
+    // A float64 tensor where float32 is needed.
+    let st = safetensors::read(&bytes).unwrap();
+    let name = "layers.0.bias";
+    let e = &st.tensors[name];
+    let json_start = 8;
+    let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[json_start..json_start + hlen].to_vec()).unwrap();
+    // Same byte count read as half as many F64 values: well-formed, wrong dtype.
+    let old = format!(
+        "\"{name}\":{{\"data_offsets\":[{},{}],\"dtype\":\"F32\",\"shape\":[{}]}}",
+        e.range.start, e.range.end, e.shape[0]
+    );
+    assert!(header.contains(&old), "header layout: {header}");
+    let new = old.replace("F32", "F64").replace(
+        &format!("[{}]}}", e.shape[0]),
+        &format!("[{}]}}", e.shape[0] / 2),
+    );
+    let mut h = header.replacen(&old, &new, 1).trim_end().to_string();
+    while (8 + h.len()) % 8 != 0 {
+        h.push(' ');
+    }
+    let mut b = (h.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(h.as_bytes());
+    b.extend_from_slice(&bytes[json_start + hlen..]);
+    let r = model_io::from_bytes(&b);
+    assert!(matches!(r, Err(MlError::Dtype { .. })), "{r:?}");
+}
