@@ -8,6 +8,7 @@
 //! * [`text`]: the word-count text generator (10k-word vocabulary, Zipf(1.1) ranks, fixed seed);
 //! * [`split`]: cutting a text file into line-aligned byte ranges, one per worker;
 //! * [`wordcount`]: tokenising and counting words, shared by the timely baseline;
+//! * [`baseline`]: the hand-written timely word count;
 //! * [`answer`]: the small answers each system prints, and sequential references for them;
 //! * [`record`] and [`report`]: the JSON result lines and the merged comparison table.
 //!
@@ -16,6 +17,7 @@
 //! `benches/README.md` documents the protocol and the commands.
 
 pub mod answer;
+pub mod baseline;
 pub mod error;
 pub mod mix;
 pub mod protocol;
