@@ -397,6 +397,18 @@ fn stats_read_like_dl4j() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
     assert!(text.contains(&format!("{:.4}", eval.accuracy())));
+    assert!(!text.contains("never predicted"));
+    let mut skewed = Classification::new(3).unwrap();
+    skewed
+        .eval(
+            array![[0.0], [2.0]].view(),
+            array![[0.9, 0.0, 0.1], [0.1, 0.0, 0.9]].view(),
+            None,
+        )
+        .unwrap();
+    assert!(skewed
+        .stats()
+        .contains("1 class(es) never predicted (their precision counts as 0): 1"));
     // The confusion rows sum to the examples of each class.
     for c in 0..CLASSES {
         let row: u64 = (0..CLASSES)

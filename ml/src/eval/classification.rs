@@ -402,6 +402,18 @@ impl fmt::Display for Classification {
             f,
             "Precision, recall & F1: macro-averaged (equally weighted avg. of {n} classes)"
         )?;
+        let never: Vec<String> = (0..n)
+            .filter(|&c| self.count() > 0 && self.confusion.predicted_total(c) == 0)
+            .map(|c| self.class_name(c))
+            .collect();
+        if !never.is_empty() {
+            writeln!(
+                f,
+                "Warning: {} class(es) never predicted (their precision counts as 0): {}",
+                never.len(),
+                never.join(", ")
+            )?;
+        }
         writeln!(f)?;
         let width = (0..n)
             .map(|c| self.class_name(c).len())
