@@ -33,7 +33,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 raw="benches/results/raw/$stamp"
 mkdir -p "$data" "$raw"
 
-say() { printf '\n== %s\n' "$*" >&2; }
+say() { printf '\n== %s   [load %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" >&2; }
 skipped() { [[ "$skip" == *",$1,"* ]]; }
 
 say "building the bench binaries (release)"

@@ -1,7 +1,7 @@
 // The Spark peer of the Ember benchmarks: classic Scala RDD jobs, Spark local[2].
 //
 // Usage: EmberBench --text FILE [--master local[2]] [--launch-ms EPOCH_MS] [--repeat N]
-//                   [--only w1,w2,...] [--no-warmup]
+//                   [--only w1,w2,...] [--no-warmup] [--log-level WARN]
 // Prints one JSON object per line on stdout (logs go to stderr):
 //   {"system":"spark","workload":"jvm_startup","seconds":S,"jvm_seconds":S,"context_seconds":S}
 //   {"system":"spark","workload":W,"seconds":S,"answer":{...}}
@@ -169,6 +169,7 @@ object EmberBench {
     var repeat = 1
     var only: Set[String] = Set.empty
     var warmup = true
+    var logLevel = "WARN"
     var i = 0
     while (i < args.length) {
       args(i) match {
@@ -178,6 +179,7 @@ object EmberBench {
         case "--repeat" => repeat = args(i + 1).toInt; i += 1
         case "--only" => only = args(i + 1).split(",").map(_.trim).filter(_.nonEmpty).toSet; i += 1
         case "--no-warmup" => warmup = false
+        case "--log-level" => logLevel = args(i + 1); i += 1
         case other => System.err.println(s"EmberBench: unknown argument $other"); sys.exit(2)
       }
       i += 1
@@ -193,7 +195,7 @@ object EmberBench {
       .set("spark.ui.enabled", "false")
       .set("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
     val sc = new SparkContext(conf)
-    sc.setLogLevel("WARN")
+    sc.setLogLevel(logLevel)
     val readyMs = System.currentTimeMillis()
     println(json("jvm_startup", (readyMs - launchMs) / 1e3, "",
       s""","jvm_seconds":${fmt((mainMs - launchMs) / 1e3)},"context_seconds":${fmt((readyMs - mainMs) / 1e3)},"master":"$master""""))

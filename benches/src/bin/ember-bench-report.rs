@@ -113,9 +113,15 @@ fn run() -> Result<bool, BenchError> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        // The load when the report is written: a hint of how busy the machine was.
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
         let summary = json!({
             "generated_unix": now,
             "cores": cores,
+            "load_average_1min": load,
             "rows": rows,
             "records": records,
             "references": refs,
@@ -126,7 +132,8 @@ fn run() -> Result<bool, BenchError> {
         let extras = describe_extras(&records);
         let md = format!(
             "# Latest benchmark results\n\nGenerated at unix time {now} on a {cores}-core machine \
-             (2 Ember workers vs Spark local[2]). Seconds are wall time inside each system; \
+             (1-minute load average {load} when the report was written; 2 Ember workers vs Spark \
+             local[2]). Seconds are wall time inside each system; \
              logistic_regression is one cached iteration; startup compares a whole Ember \
              `word_count` process with Spark's JVM start-up plus `SparkContext` creation.\n\n\
              {table}\n{extras}"
