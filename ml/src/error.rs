@@ -90,6 +90,9 @@ pub enum MlError {
     /// Loading or preparing data failed.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// An evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     /// JSON configuration could not be parsed.
     #[error("bad JSON in {what}: {source}")]
     Json {

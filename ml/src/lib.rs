@@ -6,6 +6,7 @@
 //! - [`nn`]: layers, activations, losses, initialization and the sequential [`nn::Network`] with
 //!   all parameters in one flat buffer.
 //! - [`optim`]: SGD, momentum, Nesterov, Adam, AdamW, schedules, weight decay, clipping.
+//! - [`train`]: one-epoch training loop with a progress bar, and classification evaluation.
 //! - [`model_io`]: model files (configuration, parameters and optimizer state in safetensors).
 
 pub mod data;
@@ -15,5 +16,6 @@ pub mod model_io;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use error::{MlError, Result};

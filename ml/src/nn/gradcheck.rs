@@ -56,7 +56,7 @@ fn check(cfg: NetworkConfig, batch: usize) {
         grads.iter().any(|&g| g != 0.0) || grads.is_empty(),
         "all-zero gradients"
     );
-    let mut loss_at = |net: &mut super::Network, x: &ArrayD<f32>| {
+    let loss_at = |net: &mut super::Network, x: &ArrayD<f32>| {
         net.reseed(SEED);
         net.loss(x.view(), y.view(), true).unwrap()
     };
@@ -236,4 +236,49 @@ fn dropout_and_flatten() {
         .seed(8)
         .config();
     check(cfg, 3);
+}
+
+/// Large images put one or two examples in each im2col group: the batched gradients must equal
+/// the mean of the gradients of each example alone.
+#[test]
+fn conv_groups_match_per_example_gradients() {
+    let cfg = NetworkConfig::builder(&[1, 34, 34])
+        .conv2d(2, 3, 0, Activation::Tanh)
+        .max_pool(4, 4)
+        .flatten()
+        .dense(3, Activation::Identity)
+        .seed(10)
+        .config();
+    let mut rng = StdRng::seed_from_u64(6);
+    let n = 5;
+    let x = random(&[n, 1, 34, 34], &mut rng);
+    let y = targets(Loss::SoftmaxCrossEntropy, n, 3, &mut rng);
+    let mut net = super::Network::new(cfg).unwrap();
+    let (_, dx) = net
+        .backprop_with_input_grad(x.view(), y.view(), true)
+        .unwrap();
+    let (dx, batched) = (dx.unwrap(), net.gradients().to_vec());
+    let mut mean = vec![0f32; batched.len()];
+    for i in 0..n {
+        let xi = x.slice(ndarray::s![i..i + 1, .., .., ..]).into_dyn();
+        let yi = y.slice(ndarray::s![i..i + 1, ..]).into_dyn();
+        let (_, dxi) = net.backprop_with_input_grad(xi, yi, true).unwrap();
+        for (m, g) in mean.iter_mut().zip(net.gradients()) {
+            *m += g / n as f32;
+        }
+        let dxi = dxi.unwrap();
+        for (a, b) in dx
+            .slice(ndarray::s![i..i + 1, .., .., ..])
+            .iter()
+            .zip(dxi.iter())
+        {
+            assert!(
+                (a - b / n as f32).abs() < 1e-6,
+                "input gradient of example {i}"
+            );
+        }
+    }
+    for (a, b) in batched.iter().zip(&mean) {
+        assert!((a - b).abs() < 1e-5 + 1e-4 * b.abs(), "{a} vs {b}");
+    }
 }

@@ -1,19 +1,20 @@
-//! 2-D convolution by im2col + GEMM, with the batch split across threads.
+//! 2-D convolution by im2col + GEMM, with groups of examples spread over threads.
 //!
-//! Each example's input is unfolded into a `[channels*kh*kw, out_h*out_w]` matrix (kept for the
-//! backward pass), and one GEMM with the `[filters, channels*kh*kw]` weight gives the example's
-//! `[filters, out_h*out_w]` output directly in NCHW order. The batch is cut into one contiguous
-//! range of examples per thread; weight gradients are summed per thread and then across threads in
-//! a fixed order, so results do not depend on scheduling.
+//! Examples are unfolded in groups into one `[channels*kh*kw, group*out_h*out_w]` matrix (kept for
+//! the backward pass), so each GEMM with the `[filters, channels*kh*kw]` weight covers several
+//! examples (about 2048 columns: efficient even for LeNet's small layers); the result is
+//! scattered to NCHW order with the bias added. Groups run in parallel on rayon's pool; weight
+//! gradients are computed per group and summed in group order, so results do not depend on
+//! scheduling.
 
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
-use super::{check_input, contiguous, split_range, Act, Init, Layer, Pass, Spec};
+use super::{check_input, contiguous, Act, Init, Layer, Pass, Spec};
 use crate::error::{MlError, Result};
 use crate::nn::activation::Activation;
 use crate::nn::init::WeightInit;
-use crate::tensor::gemm::{sgemm, threads};
+use crate::tensor::gemm::sgemm;
 
 /// Geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
@@ -39,28 +40,31 @@ impl Geom {
         self.oh * self.ow
     }
 
-    /// Unfolds one example `[c, h, w]` into `col: [c*kh*kw, oh*ow]`.
-    fn im2col(&self, x: &[f32], col: &mut [f32]) {
-        let p = self.p();
+    /// Unfolds one example `[c, h, w]` into rows of `col`: row `r` of the `[c*kh*kw, oh*ow]`
+    /// matrix goes to `col[r * ld..r * ld + oh*ow]` (so several examples can share one matrix).
+    fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize) {
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
-                    let row = ((c * self.kh + ki) * self.kw + kj) * p;
+                    let row = ((c * self.kh + ki) * self.kw + kj) * ld;
+                    let (lo, hi) = self.valid_ow(kj);
                     for oh in 0..self.oh {
                         let dst = &mut col[row + oh * self.ow..row + (oh + 1) * self.ow];
                         let ih = (oh * self.sh + ki) as isize - self.ph as isize;
-                        if ih < 0 || ih >= self.h as isize {
+                        if ih < 0 || ih >= self.h as isize || lo >= hi {
                             dst.fill(0.0);
                             continue;
                         }
                         let src = &x[(c * self.h + ih as usize) * self.w..][..self.w];
-                        for (ow, d) in dst.iter_mut().enumerate() {
-                            let iw = (ow * self.sw + kj) as isize - self.pw as isize;
-                            *d = if iw >= 0 && iw < self.w as isize {
-                                src[iw as usize]
-                            } else {
-                                0.0
-                            };
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        let iw0 = lo * self.sw + kj - self.pw;
+                        if self.sw == 1 {
+                            dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
+                        } else {
+                            for (i, d) in dst[lo..hi].iter_mut().enumerate() {
+                                *d = src[iw0 + i * self.sw];
+                            }
                         }
                     }
                 }
@@ -68,24 +72,51 @@ impl Geom {
         }
     }
 
-    /// Adds the columns of `col` back onto the example `dx: [c, h, w]` (the adjoint of im2col).
-    fn col2im(&self, col: &[f32], dx: &mut [f32]) {
-        let p = self.p();
+    /// Output columns `lo..hi` whose input column `ow*sw + kj - pw` lies inside the image.
+    fn valid_ow(&self, kj: usize) -> (usize, usize) {
+        // iw >= 0  <=>  ow*sw >= pw - kj
+        let lo = if self.pw > kj {
+            (self.pw - kj).div_ceil(self.sw)
+        } else {
+            0
+        };
+        // iw < w  <=>  ow*sw < w + pw - kj
+        let lim = self.w + self.pw;
+        let hi = if lim > kj {
+            (lim - kj).div_ceil(self.sw)
+        } else {
+            0
+        };
+        (lo.min(self.ow), hi.min(self.ow).max(lo.min(self.ow)))
+    }
+
+    /// Adds the rows of `col` (laid out as in [`Geom::im2col`]) back onto the example
+    /// `dx: [c, h, w]`: the adjoint of im2col.
+    fn col2im(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
-                    let row = ((c * self.kh + ki) * self.kw + kj) * p;
+                    let row = ((c * self.kh + ki) * self.kw + kj) * ld;
+                    let (lo, hi) = self.valid_ow(kj);
+                    if lo >= hi {
+                        continue;
+                    }
                     for oh in 0..self.oh {
                         let ih = (oh * self.sh + ki) as isize - self.ph as isize;
                         if ih < 0 || ih >= self.h as isize {
                             continue;
                         }
-                        let src = &col[row + oh * self.ow..row + (oh + 1) * self.ow];
+                        let src = &col[row + oh * self.ow + lo..row + oh * self.ow + hi];
                         let dst = &mut dx[(c * self.h + ih as usize) * self.w..][..self.w];
-                        for (ow, s) in src.iter().enumerate() {
-                            let iw = (ow * self.sw + kj) as isize - self.pw as isize;
-                            if iw >= 0 && iw < self.w as isize {
-                                dst[iw as usize] += s;
+                        let iw0 = lo * self.sw + kj - self.pw;
+                        if self.sw == 1 {
+                            dst[iw0..iw0 + src.len()]
+                                .iter_mut()
+                                .zip(src)
+                                .for_each(|(d, s)| *d += s);
+                        } else {
+                            for (i, s) in src.iter().enumerate() {
+                                dst[iw0 + i * self.sw] += s;
                             }
                         }
                     }
@@ -94,6 +125,10 @@ impl Geom {
         }
     }
 }
+
+/// Columns of the unfolded matrix a group of examples shares: enough for efficient GEMMs, small
+/// enough to stay near the caches.
+const GROUP_COLUMNS: usize = 2048;
 
 /// Convolution layer, weight `[f, c, kh, kw]`, bias `[f]`.
 #[derive(Debug)]
@@ -193,30 +228,24 @@ impl Layer for Conv2d {
         let (ckk, pp, f, chw) = (g.ckk(), g.p(), self.f, g.c * g.h * g.w);
         self.cols.resize(n * ckk * pp, 0.0);
         let mut y = vec![0f32; n * f * pp];
-        let ranges = split_range(n, threads());
-        let mut col_parts = Vec::with_capacity(ranges.len());
-        let mut y_parts = Vec::with_capacity(ranges.len());
-        let (mut cols_rest, mut y_rest) = (&mut self.cols[..], &mut y[..]);
-        for r in &ranges {
-            let (c0, c1) = cols_rest.split_at_mut(r.len() * ckk * pp);
-            let (y0, y1) = y_rest.split_at_mut(r.len() * f * pp);
-            col_parts.push(c0);
-            y_parts.push(y0);
-            cols_rest = c1;
-            y_rest = y1;
-        }
-        ranges
+        let groups = groups(n, pp);
+        let col_parts = split_by(&mut self.cols, &groups, ckk * pp);
+        let y_parts = split_by(&mut y, &groups, f * pp);
+        groups
             .into_par_iter()
             .zip(col_parts)
             .zip(y_parts)
-            .for_each(|((r, cols), ys)| {
+            .for_each_init(Vec::new, |tmp: &mut Vec<f32>, ((r, cols), ys)| {
+                let cols_n = r.len() * pp;
                 for (i, ex) in r.enumerate() {
-                    let col = &mut cols[i * ckk * pp..(i + 1) * ckk * pp];
-                    g.im2col(&xs[ex * chw..(ex + 1) * chw], col);
-                    let yn = &mut ys[i * f * pp..(i + 1) * f * pp];
-                    sgemm(false, false, f, pp, ckk, 1.0, w, col, 0.0, yn, false);
-                    for (row, bias) in yn.chunks_exact_mut(pp).zip(b) {
-                        row.iter_mut().for_each(|v| *v += bias);
+                    g.im2col(&xs[ex * chw..(ex + 1) * chw], &mut cols[i * pp..], cols_n);
+                }
+                tmp.resize(f * cols_n, 0.0);
+                sgemm(false, false, f, cols_n, ckk, 1.0, w, cols, 0.0, tmp, false);
+                for (i, yn) in ys.chunks_exact_mut(f * pp).enumerate() {
+                    for ((row, bias), fi) in yn.chunks_exact_mut(pp).zip(b).zip(0..) {
+                        let src = &tmp[fi * cols_n + i * pp..][..pp];
+                        row.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
                     }
                 }
             });
@@ -257,41 +286,52 @@ impl Layer for Conv2d {
         } else {
             Vec::new()
         };
-        let ranges = split_range(n, threads());
-        let mut dx_parts: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
-        let mut rest = &mut dx[..];
-        for r in &ranges {
-            let (a, b) = rest.split_at_mut(if need_dx { r.len() * chw } else { 0 });
-            dx_parts.push(a);
-            rest = b;
-        }
-        let cols = &self.cols;
-        let partial: Vec<Vec<f32>> = ranges
+        let groups = groups(n, pp);
+        let dx_parts = split_by(&mut dx, &groups, if need_dx { chw } else { 0 });
+        let col_parts: Vec<&[f32]> = {
+            let mut rest = &self.cols[..];
+            groups
+                .iter()
+                .map(|r| {
+                    let (a, b) = rest.split_at(r.len() * ckk * pp);
+                    rest = b;
+                    a
+                })
+                .collect()
+        };
+        // One partial weight/bias gradient per group, summed below in group order, so the
+        // result does not depend on how rayon schedules the groups.
+        let partial: Vec<Vec<f32>> = groups
             .into_par_iter()
+            .zip(col_parts)
             .zip(dx_parts)
-            .map(|(r, dxs)| {
-                let mut acc = vec![0f32; f * ckk + f];
-                let (gw, gb) = acc.split_at_mut(f * ckk);
-                let mut dcol = if need_dx {
-                    vec![0f32; ckk * pp]
-                } else {
-                    Vec::new()
-                };
-                for (i, ex) in r.enumerate() {
-                    let dzn = &dz[ex * f * pp..(ex + 1) * f * pp];
-                    let col = &cols[ex * ckk * pp..(ex + 1) * ckk * pp];
-                    let beta = if i == 0 { 0.0 } else { 1.0 };
-                    sgemm(false, true, f, ckk, pp, 1.0, dzn, col, beta, gw, false);
-                    for (b, row) in gb.iter_mut().zip(dzn.chunks_exact(pp)) {
-                        *b += row.iter().sum::<f32>();
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(dzg, dcol): &mut (Vec<f32>, Vec<f32>), ((r, cols), dxs)| {
+                    let cols_n = r.len() * pp;
+                    dzg.resize(f * cols_n, 0.0);
+                    for (i, ex) in r.enumerate() {
+                        for fi in 0..f {
+                            dzg[fi * cols_n + i * pp..][..pp]
+                                .copy_from_slice(&dz[(ex * f + fi) * pp..][..pp]);
+                        }
+                    }
+                    let mut acc = vec![0f32; f * ckk + f];
+                    let (gw, gb) = acc.split_at_mut(f * ckk);
+                    sgemm(false, true, f, ckk, cols_n, 1.0, dzg, cols, 0.0, gw, false);
+                    for (b, row) in gb.iter_mut().zip(dzg.chunks_exact(cols_n)) {
+                        *b = row.iter().sum::<f32>();
                     }
                     if need_dx {
-                        sgemm(true, false, ckk, pp, f, 1.0, w, dzn, 0.0, &mut dcol, false);
-                        g.col2im(&dcol, &mut dxs[i * chw..(i + 1) * chw]);
+                        dcol.resize(ckk * cols_n, 0.0);
+                        sgemm(true, false, ckk, cols_n, f, 1.0, w, dzg, 0.0, dcol, false);
+                        for (i, dxn) in dxs.chunks_exact_mut(chw).enumerate() {
+                            g.col2im(&dcol[i * pp..], cols_n, dxn);
+                        }
                     }
-                }
-                acc
-            })
+                    acc
+                },
+            )
             .collect();
         grad.fill(0.0);
         for part in &partial {
@@ -304,4 +344,27 @@ impl Layer for Conv2d {
             ArrayD::from_shape_vec(IxDyn(&[n, g.c, g.h, g.w]), dx).expect("sized above"),
         ))
     }
+}
+
+/// Consecutive groups of examples whose unfolded columns (`per_example` each) make about
+/// [`GROUP_COLUMNS`] columns.
+fn groups(n: usize, per_example: usize) -> Vec<std::ops::Range<usize>> {
+    let size = (GROUP_COLUMNS / per_example.max(1)).max(1);
+    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
+}
+
+/// Splits `buf` into one slice per group, `per_example` values per example.
+fn split_by<'a>(
+    mut buf: &'a mut [f32],
+    groups: &[std::ops::Range<usize>],
+    per_example: usize,
+) -> Vec<&'a mut [f32]> {
+    groups
+        .iter()
+        .map(|r| {
+            let (a, b) = std::mem::take(&mut buf).split_at_mut(r.len() * per_example);
+            buf = b;
+            a
+        })
+        .collect()
 }

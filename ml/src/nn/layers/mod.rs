@@ -135,17 +135,3 @@ pub(crate) fn contiguous(x: &Act) -> std::borrow::Cow<'_, [f32]> {
         None => std::borrow::Cow::Owned(x.iter().copied().collect()),
     }
 }
-
-/// Splits `0..n` into at most `parts` contiguous ranges of near-equal size.
-pub(crate) fn split_range(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = parts.clamp(1, n.max(1));
-    let (q, r) = (n / parts, n % parts);
-    let mut out = Vec::with_capacity(parts);
-    let mut start = 0;
-    for i in 0..parts {
-        let len = q + usize::from(i < r);
-        out.push(start..start + len);
-        start += len;
-    }
-    out
-}
