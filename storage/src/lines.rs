@@ -53,6 +53,9 @@ impl LineReader {
         }
         let src = ObjectReader::open(&loc, split.start, split.end, split.len, config)?;
         let mut r = Self::from_reader(Box::new(src), loc.url(), split.start, Some(split.end), mode);
+        // Small splits get a small buffer (it grows for long lines).
+        let want = (split.size() as usize).saturating_add(4096).clamp(8 << 10, BUFFER);
+        r.buf.truncate(want);
         if split.start != 0 {
             r.skip_first_line()?;
         }

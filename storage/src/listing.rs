@@ -104,7 +104,7 @@ pub fn list_directory(dir: &Location) -> Result<Vec<ObjectInfo>> {
 /// Fails with [`StorageError::NoInputs`] when nothing matches.
 pub fn list_inputs(urls: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
     let mut out = Vec::new();
-    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+    for url in split_top_level_commas(urls).into_iter().map(str::trim).filter(|u| !u.is_empty()) {
         let found = list_one(url, config)?;
         if found.is_empty() {
             return Err(StorageError::NoInputs { url: url.to_string() });
@@ -115,6 +115,25 @@ pub fn list_inputs(urls: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>
         return Err(StorageError::NoInputs { url: urls.to_string() });
     }
     Ok(out)
+}
+
+/// Splits on commas outside `{...}` (so `a/{x,y}` stays one pattern).
+fn split_top_level_commas(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
 }
 
 fn list_one(url: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {

@@ -261,25 +261,39 @@ pub fn read_parquet_split(split: &ParquetSplit, scan: &ParquetScan, config: &Sto
     let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(src, meta)
         .with_row_groups(split.row_groups.clone())
         .with_batch_size(if scan.batch_size == 0 { 8192 } else { scan.batch_size });
+    // The decoder yields projected columns in file order; `reorder` restores the requested order.
+    let mut reorder = None;
     if let Some(idx) = idx {
-        let mask = ProjectionMask::roots(b.parquet_schema(), idx);
+        let mut sorted = idx.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let positions: Vec<usize> = idx.iter().map(|i| sorted.binary_search(i).expect("present")).collect();
+        if positions.iter().enumerate().any(|(k, &p)| k != p) || positions.len() != sorted.len() {
+            reorder = Some(positions);
+        }
+        let mask = ProjectionMask::roots(b.parquet_schema(), sorted);
         b = b.with_projection(mask);
     }
     let inner = b.build().map_err(|e| parquet_error(loc.url(), e))?;
-    Ok(ParquetBatchReader { inner, url: loc.url().to_string() })
+    Ok(ParquetBatchReader { inner, url: loc.url().to_string(), reorder })
 }
 
 /// Batches of a Parquet split.
 pub struct ParquetBatchReader {
     inner: ParquetRecordBatchReader,
     url: String,
+    reorder: Option<Vec<usize>>,
 }
 
 impl ParquetBatchReader {
     /// The schema of the batches.
     pub fn schema(&self) -> SchemaRef {
         use arrow_array::RecordBatchReader;
-        self.inner.schema()
+        let s = self.inner.schema();
+        match &self.reorder {
+            Some(p) => Arc::new(s.project(p).expect("positions are in range")),
+            None => s,
+        }
     }
 }
 
@@ -287,7 +301,14 @@ impl Iterator for ParquetBatchReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|r| r.map_err(|e| StorageError::Arrow { url: self.url.clone(), source: e }))
+        let url = &self.url;
+        self.inner.next().map(|r| {
+            let batch = r.map_err(|e| StorageError::Arrow { url: url.clone(), source: e })?;
+            match &self.reorder {
+                Some(p) => batch.project(p).map_err(|e| StorageError::Arrow { url: url.clone(), source: e }),
+                None => Ok(batch),
+            }
+        })
     }
 }
 
