@@ -146,7 +146,13 @@ fn list_one(url: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
         return match loc.head() {
             Ok(meta) => Ok(vec![ObjectInfo { size: meta.size, location: loc }]),
             Err(e) if e.is_not_found() || loc.local_path().is_some_and(|p| p.is_dir()) => list_directory(&loc),
-            Err(e) => Err(e),
+            // Some S3 servers answer HEAD on a "directory" with an error rather than 404: a
+            // directory listing decides; if it finds nothing, the HEAD error stands.
+            Err(e) => match list_directory(&loc) {
+                Ok(found) if !found.is_empty() => Ok(found),
+                Err(dir_err @ StorageError::IncompleteOutput { .. }) => Err(dir_err),
+                _ => Err(e),
+            },
         };
     }
     // Literal directory prefix before the first glob component.
