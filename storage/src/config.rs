@@ -214,3 +214,47 @@ pub fn parse_size(v: &str) -> Option<u64> {
     };
     num.trim().parse::<u64>().ok()?.checked_mul(mul)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_size("64k"), Some(65536));
+        assert_eq!(parse_size("8MB"), Some(8 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("-1"), None);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_errors() {
+        let cfg = StorageConfig::new()
+            .with("ember.s3.secretKey", "s3cr3t-value")
+            .with("ember.s3.accessKey", "AKIDEXAMPLE")
+            .with("ember.s3.endpoint", "http://127.0.0.1:9000");
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("s3cr3t-value") && !dbg.contains("AKIDEXAMPLE"), "{dbg}");
+        assert!(dbg.contains("http://127.0.0.1:9000"));
+        let bad = cfg.clone().with("ember.s3.secretKey.pathStyle", "maybe");
+        let err = bad.get_bool("ember.s3.secretKey.pathStyle").unwrap_err().to_string();
+        assert!(err.contains("<redacted>") && !err.contains("maybe"), "{err}");
+        let err = cfg.clone().with("ember.storage.maxRetries", "lots").retry_config().unwrap_err().to_string();
+        assert!(err.contains("ember.storage.maxRetries") && err.contains("lots"), "{err}");
+    }
+
+    #[test]
+    fn from_map_keeps_only_ember_keys() {
+        let mut m = HashMap::new();
+        m.insert("ember.s3.region".to_string(), "eu-west-1".to_string());
+        m.insert("other.key".to_string(), "x".to_string());
+        let cfg = StorageConfig::from_map(&m);
+        assert_eq!(cfg.get("ember.s3.region"), Some("eu-west-1"));
+        assert_eq!(cfg.get("other.key"), None);
+    }
+}

@@ -1,0 +1,363 @@
+//! Storage benchmarks (run through `benches/storage/run.sh`; numbers are printed, never asserted):
+//!
+//! 1. text: line iteration over splits vs a raw read of the same file (target: >= 70%);
+//! 2. Parquet: scan with a projection on 2 worker threads vs pyarrow `read_table(columns=...)` on
+//!    the same file in the same run (when `EMBER_BENCH_PYTHON` points at a Python with pyarrow);
+//! 3. S3: our streaming reader vs a plain `object_store` GET loop on the same `s3s-fs` server (when
+//!    the binary is found, see `.ci/setup.d/40-s3s.sh`).
+//!
+//! Usage: `storage_bench [--dir DIR] [--text-mb N] [--parquet-rows N] [--s3-mb N]`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use ember_storage::reader::ObjectReader;
+use ember_storage::sink::ParquetPartWriter;
+use ember_storage::{
+    parquet_splits, read_parquet_split, text_splits, LineReader, Location, ObjectWriter, ParquetScan, StorageConfig,
+    Utf8Mode,
+};
+use object_store::ObjectStoreExt;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn dir_arg() -> PathBuf {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("ember-storage-bench"))
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+/// Best of `n` runs.
+fn best<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best: Option<(Duration, T)> = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        let v = f();
+        let d = t.elapsed();
+        if best.as_ref().is_none_or(|(b, _)| d < *b) {
+            best = Some((d, v));
+        }
+    }
+    best.expect("n > 0")
+}
+
+fn gen_text(path: &Path, mb: u64) {
+    if path.metadata().is_ok_and(|m| m.len() >= mb << 20) {
+        return;
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let words = ["error", "warn", "info", "request", "GET", "/api/v1/items", "200", "latency_ms=", "user", "é→"];
+    let mut x: u64 = 42;
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < mb << 20 {
+        let mut line = format!("{i:010} ");
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        for k in 0..(4 + (x >> 60)) {
+            line.push_str(words[((x >> (k * 4)) % words.len() as u64) as usize]);
+            line.push(' ');
+        }
+        line.push('\n');
+        std::io::Write::write_all(&mut out, line.as_bytes()).unwrap();
+        written += line.len() as u64;
+        i += 1;
+    }
+}
+
+fn bench_text(dir: &Path, mb: u64) {
+    let path = dir.join("text.txt");
+    gen_text(&path, mb);
+    let len = path.metadata().unwrap().len();
+    let url = path.to_str().unwrap();
+    let cfg = StorageConfig::new();
+    let raw = || {
+        let mut f = std::fs::File::open(&path).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let k = f.read(&mut buf).unwrap();
+            if k == 0 {
+                break n;
+            }
+            n += k as u64;
+        }
+    };
+    raw(); // warm the page cache
+    let (t_raw, n_raw) = best(3, raw);
+    let splits = text_splits(url, 1, &cfg).unwrap();
+    let (t_lines, (lines, bytes)) = best(3, || {
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        for s in &splits {
+            let mut r = LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap();
+            while let Some(l) = r.next_line().unwrap() {
+                lines += 1;
+                bytes += l.len() as u64;
+            }
+        }
+        (lines, bytes)
+    });
+    let (t_owned, owned) = best(3, || {
+        let mut lines = 0u64;
+        for s in &splits {
+            for l in LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap() {
+                std::hint::black_box(l.unwrap());
+                lines += 1;
+            }
+        }
+        lines
+    });
+    assert_eq!(n_raw, len);
+    assert_eq!(owned, lines);
+    println!("text: file {:.0} MB, {} splits, {lines} lines ({bytes} bytes of text)", len as f64 / 1e6, splits.len());
+    println!("text: raw read (1 MiB reads, page cache)      {:8.0} MB/s", mbps(len, t_raw));
+    println!(
+        "text: LineReader::next_line (borrowed &str)  {:8.0} MB/s  = {:.0}% of raw",
+        mbps(len, t_lines),
+        100.0 * t_raw.as_secs_f64() / t_lines.as_secs_f64()
+    );
+    println!(
+        "text: LineReader iterator (owned String)     {:8.0} MB/s  = {:.0}% of raw",
+        mbps(len, t_owned),
+        100.0 * t_raw.as_secs_f64() / t_owned.as_secs_f64()
+    );
+}
+
+fn gen_parquet(path: &Path, rows: usize) {
+    if path.exists() {
+        return;
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("x", DataType::Float64, false),
+        Field::new("y", DataType::Float64, false),
+        Field::new("k", DataType::Int32, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("z", DataType::Int64, false),
+    ]));
+    let cfg = StorageConfig::new();
+    let loc = Location::resolve(path.to_str().unwrap(), &cfg).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build();
+    let mut w = ParquetPartWriter::with_properties(ObjectWriter::create(&loc, &cfg).unwrap(), schema.clone(), props).unwrap();
+    let batch = 1 << 16;
+    let mut start = 0usize;
+    while start < rows {
+        let n = batch.min(rows - start);
+        let ids = (start..start + n).map(|i| i as i64);
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(ids.clone())),
+                Arc::new(Float64Array::from_iter_values(ids.clone().map(|i| (i as f64 * 0.37).sin()))),
+                Arc::new(Float64Array::from_iter_values(ids.clone().map(|i| (i % 1000) as f64))),
+                Arc::new(Int32Array::from_iter_values(ids.clone().map(|i| (i % 97) as i32))),
+                Arc::new(StringArray::from_iter_values(ids.clone().map(|i| format!("name-{}", i % 5000)))),
+                Arc::new(Int64Array::from_iter_values(ids.map(|i| i.wrapping_mul(2654435761) % 1_000_003))),
+            ],
+        )
+        .unwrap();
+        w.write(&b).unwrap();
+        start += n;
+    }
+    w.finish().unwrap();
+}
+
+fn bench_parquet(dir: &Path, rows: usize) {
+    let path = dir.join(format!("bench-{rows}.parquet"));
+    gen_parquet(&path, rows);
+    let url = path.to_str().unwrap().to_string();
+    let cfg = StorageConfig::new();
+    let columns = ["id", "x", "name"];
+    let scan = ParquetScan { projection: Some(columns.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    let plan = parquet_splits(&url, &scan, &cfg).unwrap();
+    let workers = 2;
+    let (t, total_rows) = best(3, || {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut rows = 0usize;
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(split) = plan.splits.get(i) else { break rows };
+                            for b in read_parquet_split(split, &scan, &cfg).unwrap() {
+                                let b = b.unwrap();
+                                rows += b.num_rows();
+                                std::hint::black_box(b.column(1).len());
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+        })
+    });
+    assert_eq!(total_rows, rows);
+    let size = path.metadata().unwrap().len();
+    println!(
+        "parquet: file {:.0} MB, {rows} rows, {} row groups, projection {:?}",
+        size as f64 / 1e6,
+        plan.splits.len(),
+        columns
+    );
+    println!("parquet: ember scan, {workers} workers             {:8.3} s  ({:.1} M rows/s)", t.as_secs_f64(), rows as f64 / t.as_secs_f64() / 1e6);
+    match std::env::var("EMBER_BENCH_PYTHON") {
+        Ok(py) => {
+            let script = format!(
+                "import time, pyarrow, pyarrow.parquet as pq\nbest=1e9\nfor _ in range(3):\n    t=time.perf_counter(); tb=pq.read_table({url:?}, columns={columns:?}); best=min(best,time.perf_counter()-t)\nassert tb.num_rows=={rows}\nprint(best, pyarrow.__version__, pyarrow.cpu_count())"
+            );
+            match Command::new(&py).arg("-c").arg(&script).output() {
+                Ok(out) if out.status.success() => {
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let mut it = text.split_whitespace();
+                    let secs: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+                    let ver = it.next().unwrap_or("?");
+                    let threads = it.next().unwrap_or("?");
+                    println!("parquet: pyarrow {ver} read_table, {threads} threads {secs:8.3} s  ({:.1} M rows/s)", rows as f64 / secs / 1e6);
+                    println!("parquet: ember / pyarrow speed ratio        {:8.2}x", secs / t.as_secs_f64());
+                }
+                Ok(out) => println!("parquet: pyarrow run failed: {}", String::from_utf8_lossy(&out.stderr)),
+                Err(e) => println!("parquet: cannot run {py}: {e}"),
+            }
+        }
+        Err(_) => println!("parquet: pyarrow comparison skipped (EMBER_BENCH_PYTHON not set; use benches/storage/run.sh)"),
+    }
+}
+
+fn find_s3s_fs() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("EMBER_S3S_FS") {
+        return Some(PathBuf::from(p));
+    }
+    let tools = std::env::var("EMBER_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember-tools"));
+    let p = tools.join("bin/s3s-fs");
+    p.is_file().then_some(p)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bench_s3(dir: &Path, mb: u64) {
+    let Some(bin) = find_s3s_fs() else {
+        println!("s3: skipped (s3s-fs not found; run .ci/setup.d/40-s3s.sh)");
+        return;
+    };
+    let root = dir.join("s3root");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("bench")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _server = Server(
+        Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "bench", "--secret-key", "benchsecret"])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cfg = StorageConfig::new()
+        .with("ember.s3.endpoint", format!("http://127.0.0.1:{port}"))
+        .with("ember.s3.accessKey", "bench")
+        .with("ember.s3.secretKey", "benchsecret")
+        .with("ember.s3.region", "us-east-1");
+    let text = dir.join("text.txt");
+    let mut data = std::fs::read(&text).unwrap();
+    data.truncate((mb << 20) as usize);
+    let len = data.len() as u64;
+    let loc = Location::resolve("s3://bench/data.txt", &cfg).unwrap();
+    let mut w = ObjectWriter::create(&loc, &cfg).unwrap();
+    std::io::Write::write_all(&mut w, &data).unwrap();
+    w.close().unwrap();
+    drop(data);
+    let chunk = cfg.read_chunk().unwrap();
+    let (t_plain, n_plain) = best(3, || {
+        let store = loc.store().clone();
+        let path = loc.path().clone();
+        ember_storage::runtime::block_on(async move {
+            let mut n = 0u64;
+            let mut off = 0u64;
+            while off < len {
+                let end = (off + chunk).min(len);
+                n += store.get_range(&path, off..end).await.unwrap().len() as u64;
+                off = end;
+            }
+            n
+        })
+    });
+    let (t_single, n_single) = best(3, || {
+        let store = loc.store().clone();
+        let path = loc.path().clone();
+        ember_storage::runtime::block_on(async move { store.get(&path).await.unwrap().bytes().await.unwrap().len() as u64 })
+    });
+    let (t_ours, n_ours) = best(3, || {
+        let mut r = ObjectReader::open_whole(&loc, &cfg).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let k = r.read(&mut buf).unwrap();
+            if k == 0 {
+                break n;
+            }
+            n += k as u64;
+        }
+    });
+    let splits = text_splits("s3://bench/data.txt", 1, &cfg).unwrap();
+    let (t_lines, _) = best(3, || {
+        let mut lines = 0u64;
+        for s in &splits {
+            let mut r = LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap();
+            while r.next_line().unwrap().is_some() {
+                lines += 1;
+            }
+        }
+        lines
+    });
+    assert_eq!((n_plain, n_single, n_ours), (len, len, len));
+    println!("s3: object {:.0} MB on s3s-fs at 127.0.0.1, readChunk {} MiB", len as f64 / 1e6, chunk >> 20);
+    println!("s3: plain object_store get_range loop       {:8.0} MB/s", mbps(len, t_plain));
+    println!("s3: plain object_store single GET           {:8.0} MB/s", mbps(len, t_single));
+    println!(
+        "s3: ember ObjectReader (read-ahead {})       {:8.0} MB/s  = {:.0}% of the GET loop",
+        cfg.read_ahead().unwrap(),
+        mbps(len, t_ours),
+        100.0 * t_plain.as_secs_f64() / t_ours.as_secs_f64()
+    );
+    println!("s3: ember text splits -> lines              {:8.0} MB/s", mbps(len, t_lines));
+}
+
+fn main() {
+    let dir = dir_arg();
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("storage bench in {} ({} cores)", dir.display(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    bench_text(&dir, arg("--text-mb", 512));
+    bench_parquet(&dir, arg("--parquet-rows", 10_000_000) as usize);
+    bench_s3(&dir, arg("--s3-mb", 256));
+}
