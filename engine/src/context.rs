@@ -20,7 +20,7 @@ use crate::exchange::Round;
 use crate::rdd::source::{ParallelCollection, RangeSource};
 use crate::rdd::text::TextFile;
 use crate::rdd::Rdd;
-use crate::storage::BlockStore;
+use crate::storage::{BlockManager, StorageReport};
 
 /// State shared by the worker threads of one process: shuffle outputs, cached blocks,
 /// broadcast values, and the flag that tells workers a peer has stopped.
@@ -32,7 +32,9 @@ pub(crate) struct ProcessShared {
     /// Shuffle outputs by (shuffle id, reduce partition).
     pub shuffles: Mutex<HashMap<(usize, usize), Arc<dyn Any + Send + Sync>>>,
     /// Cached RDD blocks.
-    pub blocks: BlockStore,
+    pub blocks: Arc<BlockManager>,
+    /// Where `checkpoint()` writes (`set_checkpoint_dir`, or `ember.checkpoint.dir`).
+    pub checkpoint_dir: Mutex<Option<std::path::PathBuf>>,
     /// Broadcast values being handed to this process's workers.
     pub broadcasts: Mutex<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
     /// Worker threads in this process.
@@ -68,6 +70,11 @@ impl Context {
         let peers = worker.peers();
         let max_failures = conf.get_usize("ember.task.maxFailures").unwrap_or(4);
         let default_parallelism = conf.get_usize("ember.default.parallelism").unwrap_or(peers);
+        shared.blocks.configure(&conf, shared.threads);
+        if let Some(dir) = conf.get("ember.checkpoint.dir") {
+            let mut slot = shared.checkpoint_dir.lock().expect("checkpoint dir lock");
+            slot.get_or_insert_with(|| dir.into());
+        }
         Context {
             inner: Rc::new(ContextInner {
                 worker,
@@ -232,6 +239,37 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    /// Sets the directory where `Rdd::checkpoint` writes (a local path; shared by every
+    /// process in cluster mode). Fails, naming it, when it cannot be created or written.
+    pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        crate::checkpoint::check_writable(dir)?;
+        *self.inner.shared.checkpoint_dir.lock().expect("checkpoint dir lock") = Some(dir.into());
+        Ok(())
+    }
+
+    /// The checkpoint directory, if set.
+    pub fn checkpoint_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.shared.checkpoint_dir.lock().expect("checkpoint dir lock").clone()
+    }
+
+    /// The block manager's accounting for this process: persisted RDDs with their levels,
+    /// cached partitions and host/device/disk bytes, budgets, and hit/miss/eviction counters.
+    pub fn storage_report(&self) -> StorageReport {
+        self.inner.shared.blocks.report()
+    }
+
+    /// Evicts every cached block of this process from memory, as memory pressure would:
+    /// `*_AND_DISK` blocks go to disk, others are dropped (and recomputed when read).
+    pub fn evict_cached_blocks(&self) {
+        self.inner.shared.blocks.evict_all();
+    }
+
+    /// This process's spill directory (it may not exist yet).
+    pub fn spill_dir(&self) -> std::path::PathBuf {
+        self.inner.shared.blocks.settings().spill_dir.clone()
     }
 
     /// The union of several RDDs of the same type.

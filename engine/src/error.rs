@@ -106,6 +106,24 @@ pub enum EngineError {
     /// A value could not be serialized or deserialized.
     #[error("serialization error: {0}")]
     Serialization(String),
+    /// A stored block (spill file, serialized block, checkpoint file) failed its checks.
+    #[error("corrupt block {location} at byte offset {offset}: {reason}")]
+    CorruptBlock {
+        /// The file, or the in-memory block's name.
+        location: String,
+        /// Offset of the bad frame or chunk.
+        offset: u64,
+        /// What was wrong (checksum mismatch, truncated chunk...).
+        reason: String,
+    },
+    /// The checkpoint directory cannot be written.
+    #[error("checkpoint directory {path} is not writable: {message}")]
+    CheckpointDirNotWritable {
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
 }
 
 impl EngineError {

@@ -27,6 +27,7 @@
 
 pub mod accumulator;
 pub mod broadcast;
+pub mod checkpoint;
 pub mod config;
 pub mod context;
 pub mod data;
@@ -50,13 +51,16 @@ pub use launch::{run, run_all};
 pub use rdd::{BoxIter, Rdd};
 pub use scheduler::{last_job_stats, JobStats, StageStats};
 pub use shuffle::{HashPartitioner, Partitioner, RangePartitioner};
-pub use storage::StorageLevel;
+pub use storage::{SizeOf, StorageLevel, StorageReport};
 pub use task::TaskContext;
 
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
         run, run_all, Accumulator, Broadcast, Conf, Context, EngineError, HashPartitioner, Rdd,
-        StorageLevel,
+        SizeOf, StorageLevel,
     };
 }
+
+// Lets `#[derive(SizeOf)]` (which names `::ember_engine`) work inside this crate too.
+extern crate self as ember_engine;

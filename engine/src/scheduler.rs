@@ -184,6 +184,8 @@ impl<T: Data> Rdd<T> {
                 cause: f.message,
             });
         }
+        // Checkpoints requested in this lineage are written by a second job, as in Spark.
+        crate::checkpoint::after_job(&self.base())?;
         Ok(results)
     }
 }

@@ -14,7 +14,7 @@ pub(crate) mod source;
 pub(crate) mod text;
 pub(crate) mod union;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,7 +22,8 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::data::Data;
 use crate::shuffle::{PartitionerDesc, ShuffleDepBase};
-use crate::storage::StorageLevel;
+use crate::checkpoint::{CheckpointCell, CheckpointState};
+use crate::storage::{SizeOf, Sizer, StorageLevel};
 use crate::task::TaskContext;
 
 /// The iterator a partition is computed as.
@@ -60,6 +61,10 @@ pub(crate) trait RddBase {
     fn partitioner(&self) -> Option<PartitionerDesc>;
     /// The worker that computes partition `split`: where its input lives.
     fn task_worker(&self, split: usize) -> usize;
+    /// Whether `checkpoint()` was called and the checkpoint is not written yet.
+    fn checkpoint_requested(&self) -> bool;
+    /// Writes a requested checkpoint (a job) and cuts the lineage.
+    fn write_checkpoint(&self) -> crate::error::Result<()>;
 }
 
 /// How a node computes its partitions; one implementation per kind of node.
@@ -81,6 +86,9 @@ pub(crate) struct RddNode<T> {
     op: String,
     site: &'static Location<'static>,
     storage: Cell<Option<StorageLevel>>,
+    /// Element sizes for the block manager, captured by `persist` (where `T: SizeOf`).
+    sizer: Cell<Option<Sizer<T>>>,
+    pub(crate) checkpoint: CheckpointCell<T>,
     compute: Box<dyn Compute<T>>,
 }
 
@@ -88,23 +96,26 @@ impl<T: Data> RddNode<T> {
     /// The partition's elements: from the cache when persisted and present, else computed (and
     /// cached when persisted).
     pub(crate) fn iterator(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
-        match self.storage.get() {
-            None => self.compute.compute(split, tc),
-            Some(StorageLevel::MemoryOnly) => {
-                let blocks = &self.ctx.shared().blocks;
-                if let Some(block) = blocks.get::<T>((self.id, split)) {
-                    tracing::trace!(rdd = self.id, split, "cache hit");
-                    return Box::new(SharedVecIter::new(block));
-                }
-                let values: Vec<T> = self.compute.compute(split, tc).collect();
-                if tc.failed() {
-                    return Box::new(std::iter::empty());
-                }
-                let block = Arc::new(values);
-                blocks.put((self.id, split), Arc::clone(&block));
-                Box::new(SharedVecIter::new(block))
-            }
+        match (self.storage.get(), self.sizer.get()) {
+            (Some(level), Some(sizer)) => crate::storage::read_or_compute(
+                &self.ctx.shared().blocks,
+                (self.id, split),
+                self.ctx.worker_index(),
+                level,
+                sizer,
+                tc,
+                || self.compute_or_read_checkpoint(split, tc),
+            ),
+            _ => self.compute_or_read_checkpoint(split, tc),
         }
+    }
+
+    /// The partition computed from lineage, or read from the checkpoint once written.
+    fn compute_or_read_checkpoint(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
+        if let CheckpointState::Done { dir } = &*self.checkpoint.borrow() {
+            return crate::checkpoint::read_partition(dir, split, tc);
+        }
+        self.compute.compute(split, tc)
     }
 }
 
@@ -122,7 +133,7 @@ impl<T: Data> RddBase for RddNode<T> {
         self.compute.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.compute.dependencies()
+        self.deps()
     }
     fn storage_level(&self) -> Option<StorageLevel> {
         self.storage.get()
@@ -133,14 +144,36 @@ impl<T: Data> RddBase for RddNode<T> {
     fn task_worker(&self, split: usize) -> usize {
         self.owner(split)
     }
+    fn checkpoint_requested(&self) -> bool {
+        matches!(*self.checkpoint.borrow(), CheckpointState::Requested { .. })
+    }
+    fn write_checkpoint(&self) -> crate::error::Result<()> {
+        let node = match &*self.checkpoint.borrow() {
+            CheckpointState::Requested { node, .. } => node.upgrade(),
+            _ => None,
+        };
+        match node {
+            Some(node) => Rdd { node }.write_checkpoint(),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<T> RddNode<T> {
+    /// The dependencies: none once the checkpoint is written (the lineage is cut).
+    fn deps(&self) -> Vec<Dependency> {
+        if matches!(*self.checkpoint.borrow(), CheckpointState::Done { .. }) {
+            Vec::new()
+        } else {
+            self.compute.dependencies()
+        }
+    }
+
     /// The worker that computes `split`: the owner of its first narrow ancestor's partition, or
     /// of the shuffle output it reads, or `split % peers` for sources.
     fn owner(&self, split: usize) -> usize {
         let peers = self.ctx.num_workers();
-        for dep in self.compute.dependencies() {
+        for dep in self.deps() {
             match dep {
                 Dependency::OneToOne(parent) => return parent.task_worker(split),
                 Dependency::Range {
@@ -167,14 +200,10 @@ impl<T> RddNode<T> {
 
 impl<T> Drop for RddNode<T> {
     fn drop(&mut self) {
-        // Each worker drops the blocks it computed; peers drop theirs with their own handles.
+        // Every worker drops its handle at the same point of the driver code; blocks go with
+        // the first (removal is idempotent).
         if self.storage.get().is_some() {
-            let me = self.ctx.worker_index();
-            for split in self.ctx.shared().blocks.cached_partitions(self.id) {
-                if self.owner(split) == me {
-                    self.ctx.shared().blocks.remove((self.id, split));
-                }
-            }
+            self.ctx.shared().blocks.remove_rdd(self.id);
         }
     }
 }
@@ -242,6 +271,8 @@ impl<T: Data> Rdd<T> {
                 op: op.to_string(),
                 site,
                 storage: Cell::new(None),
+                sizer: Cell::new(None),
+                checkpoint: RefCell::new(CheckpointState::None),
                 compute,
             }),
         }
@@ -271,26 +302,42 @@ impl<T: Data> Rdd<T> {
         self.node.storage.get()
     }
 
-    /// Keeps computed partitions for reuse by later actions (at the given level).
-    pub fn persist(&self, level: StorageLevel) -> Rdd<T> {
+    /// Keeps computed partitions for reuse by later actions, at the given level, within the
+    /// block manager's budgets (see [`crate::storage`]). Elements are sized with [`SizeOf`].
+    /// Changing the level of an RDD drops the blocks stored at the old one.
+    pub fn persist(&self, level: StorageLevel) -> Rdd<T>
+    where
+        T: SizeOf,
+    {
+        let blocks = &self.node.ctx.shared().blocks;
+        if self.node.storage.get().is_some_and(|old| old != level) {
+            blocks.remove_rdd(self.id());
+        }
         self.node.storage.set(Some(level));
+        self.node.sizer.set(Some(crate::storage::size_pair::<T>));
+        let site = self.node.site;
+        blocks.register_rdd(
+            self.id(),
+            format!("{} at {}:{}", self.node.op, site.file(), site.line()),
+            self.num_partitions(),
+            level,
+        );
         self.clone()
     }
 
     /// `persist(StorageLevel::MemoryOnly)`.
-    pub fn cache(&self) -> Rdd<T> {
+    pub fn cache(&self) -> Rdd<T>
+    where
+        T: SizeOf,
+    {
         self.persist(StorageLevel::MemoryOnly)
     }
 
-    /// Stops persisting and drops this worker's cached partitions.
+    /// Stops persisting and drops the cached partitions (of this process).
     pub fn unpersist(&self) -> Rdd<T> {
-        let blocks = &self.node.ctx.shared().blocks;
-        for split in blocks.cached_partitions(self.id()) {
-            if self.node.task_worker(split) == self.node.ctx.worker_index() {
-                blocks.remove((self.id(), split));
-            }
-        }
+        self.node.ctx.shared().blocks.remove_rdd(self.id());
         self.node.storage.set(None);
+        self.node.sizer.set(None);
         self.clone()
     }
 
