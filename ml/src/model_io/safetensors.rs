@@ -69,7 +69,7 @@ pub fn write(
     header.insert("__metadata__".into(), Value::Object(meta));
     let mut h = serde_json::to_vec(&Value::Object(header)).expect("JSON of strings and numbers");
     // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
-    while (8 + h.len()) % 8 != 0 {
+    while (8 + h.len()) & 7 != 0 {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + data.len());

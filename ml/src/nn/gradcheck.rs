@@ -1,4 +1,5 @@
 //! Finite-difference checks of every layer's and loss's gradients (parameters and inputs).
+#![allow(clippy::needless_range_loop)]
 
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;

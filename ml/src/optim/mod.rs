@@ -141,6 +141,8 @@ impl OptimizerConfig {
     }
 
     /// Checks every setting.
+    // Negated comparisons on purpose: NaN must fail them.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<()> {
         let bad = |s: String| Err(MlError::Config(s));
         if !(self.lr.is_finite() && self.lr >= 0.0) {

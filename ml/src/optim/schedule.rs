@@ -61,6 +61,8 @@ impl Schedule {
     }
 
     /// Checks the parameters.
+    // Negated comparisons on purpose: NaN must fail them.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Schedule::Step { every, gamma } if every == 0 || !(gamma > 0.0) => {

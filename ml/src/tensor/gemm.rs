@@ -1,20 +1,23 @@
 //! Single-precision matrix multiply on the CPU: the one GEMM entry point every layer uses.
 //!
 //! Two kernels are compiled in and one is picked at run time:
-//! - [`GemmKernel::Gemm`], the `gemm` crate (runtime-dispatched AVX2/AVX-512 FMA kernels, per-call
-//!   parallelism through rayon), and
-//! - [`GemmKernel::MatrixMultiply`], `matrixmultiply` (ndarray's own kernel; its threading is a
-//!   process-wide setting read once from `MATMUL_NUM_THREADS`).
+//! - [`GemmKernel::MatrixMultiply`], `matrixmultiply` (ndarray's own kernel; it has AVX-512
+//!   micro-kernels, selected at run time), made parallel here by splitting the output into row or
+//!   column blocks, one per thread;
+//! - [`GemmKernel::Gemm`], the `gemm` crate (runtime-dispatched FMA kernels, parallel through
+//!   rayon; on stable Rust it uses AVX2 kernels).
 //!
-//! The default is chosen by measurement on the target machine (2-core AMD EPYC with AVX-512,
-//! shapes of the MNIST MLP and LeNet): see `ml/README.md` ("Matrix multiply") for the figures. The
-//! `gemm` crate wins on the skinny shapes that dominate small networks (a batch of 128 against a
-//! 784x256 weight matrix) and, unlike `matrixmultiply`, lets each call decide whether to use a
-//! second thread, which matters because tiny multiplies get slower when split. OpenBLAS was not
-//! chosen: it needs a system library (libopenblas-dev) on every machine that builds Ember.
+//! The default was chosen by measurement (`cargo run --release -p ember-ml --example gemm_bench`,
+//! figures in `ml/README.md`) on the target machine (2-core AMD EPYC, Zen 5, AVX-512) with the
+//! shapes of the MNIST MLP and LeNet: `matrixmultiply` ran 1.4x to 1.8x faster on every shape
+//! except a small output with a long inner dimension (a convolution's weight gradient, 20x25 over
+//! 2048 columns), where the `gemm` crate ran about 2x faster; the default uses `gemm` for exactly
+//! those shapes (`m*n <= 4096`, `k >= 1024`). OpenBLAS was not chosen: it needs a system library
+//! (libopenblas-dev) on every machine that builds Ember, and its threads clash with ours.
 //!
-//! `EMBER_ML_GEMM=gemm|matrixmultiply` overrides the kernel; `EMBER_ML_THREADS=N` sets the number
-//! of threads a large multiply may use (default: the available parallelism).
+//! `EMBER_ML_GEMM=gemm|matrixmultiply` forces one kernel for every shape; `EMBER_ML_THREADS=N`
+//! sets the number of threads a large multiply may use (default: the available parallelism).
+//! Products below about a million multiply-adds always run on one thread (splitting costs more).
 
 use std::sync::OnceLock;
 

@@ -88,6 +88,7 @@ impl Layer for BatchNorm {
         self.shape.clone()
     }
 
+    #[allow(clippy::needless_range_loop)] // indexes four arrays in step
     fn forward(&mut self, p: &[f32], buf: &mut [f32], x: Act, pass: &mut Pass<'_>) -> Result<Act> {
         let n = check_input("batch norm", &x, &self.shape)?;
         let (c, s) = (self.c, self.s);
@@ -157,6 +158,7 @@ impl Layer for BatchNorm {
             .into_shared())
     }
 
+    #[allow(clippy::needless_range_loop)] // indexes four arrays in step
     fn backward(
         &mut self,
         p: &[f32],
