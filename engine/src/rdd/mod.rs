@@ -200,10 +200,9 @@ impl<T> RddNode<T> {
 
 impl<T> Drop for RddNode<T> {
     fn drop(&mut self) {
-        // Every worker drops its handle at the same point of the driver code; blocks go with
-        // the first (removal is idempotent).
+        // Each worker drops the blocks it stored; peers drop theirs with their own handles.
         if self.storage.get().is_some() {
-            self.ctx.shared().blocks.remove_rdd(self.id);
+            self.ctx.shared().blocks.remove_rdd(self.id, self.ctx.worker_index());
         }
     }
 }
@@ -311,7 +310,7 @@ impl<T: Data> Rdd<T> {
     {
         let blocks = &self.node.ctx.shared().blocks;
         if self.node.storage.get().is_some_and(|old| old != level) {
-            blocks.remove_rdd(self.id());
+            blocks.remove_rdd(self.id(), self.node.ctx.worker_index());
         }
         self.node.storage.set(Some(level));
         self.node.sizer.set(Some(crate::storage::size_pair::<T>));
@@ -335,7 +334,8 @@ impl<T: Data> Rdd<T> {
 
     /// Stops persisting and drops the cached partitions (of this process).
     pub fn unpersist(&self) -> Rdd<T> {
-        self.node.ctx.shared().blocks.remove_rdd(self.id());
+        let me = self.node.ctx.worker_index();
+        self.node.ctx.shared().blocks.remove_rdd(self.id(), me);
         self.node.storage.set(None);
         self.node.sizer.set(None);
         self.clone()

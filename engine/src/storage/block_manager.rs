@@ -390,17 +390,25 @@ impl BlockManager {
         }
     }
 
-    /// Drops every block of `rdd` in this process and forgets the RDD.
-    pub(crate) fn remove_rdd(&self, rdd: usize) {
+    /// Drops the blocks of `rdd` that `worker` stored (each worker drops its own, at the same
+    /// point of the driver code); the RDD leaves the report with its last block.
+    pub(crate) fn remove_rdd(&self, rdd: usize, worker: usize) {
         let mut st = self.state();
-        let ids: Vec<BlockId> = st.blocks.keys().filter(|id| id.0 == rdd).copied().collect();
+        let ids: Vec<BlockId> = st
+            .blocks
+            .iter()
+            .filter(|(id, e)| id.0 == rdd && e.owner == worker)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             if let Some(e) = st.blocks.remove(&id) {
                 Self::forget(&mut st, e);
             }
         }
-        st.lost.retain(|id| id.0 != rdd);
-        st.rdds.remove(&rdd);
+        if !st.blocks.keys().any(|id| id.0 == rdd) {
+            st.lost.retain(|id| id.0 != rdd);
+            st.rdds.remove(&rdd);
+        }
     }
 
     /// Evicts every in-memory block (spilling `*_AND_DISK` ones), as memory pressure would.

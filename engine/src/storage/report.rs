@@ -112,11 +112,14 @@ impl fmt::Display for StorageReport {
                 human_bytes(r.disk_bytes)
             )?;
         }
-        let disk_budget = if self.disk_budget == u64::MAX {
-            "unlimited".to_string()
-        } else {
-            human_bytes(self.disk_budget)
+        let budget = |b: u64| {
+            if b == u64::MAX {
+                "unlimited".to_string()
+            } else {
+                human_bytes(b)
+            }
         };
+        let disk_budget = budget(self.disk_budget);
         writeln!(
             f,
             "memory {} used (budget {} per worker, peak {} on one worker), device {} (budget {}), disk {} (budget {})",
@@ -124,7 +127,7 @@ impl fmt::Display for StorageReport {
             human_bytes(self.host_budget),
             human_bytes(self.peak_worker_host),
             human_bytes(self.device_used),
-            human_bytes(self.device_budget),
+            budget(self.device_budget),
             human_bytes(self.disk_used),
             disk_budget
         )?;
