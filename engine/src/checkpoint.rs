@@ -120,7 +120,11 @@ pub(crate) fn is_complete(dir: &Path) -> bool {
 }
 
 /// Writes one partition's elements as a checkpoint file (temporary name, then renamed).
-pub fn write_partition<T: Data>(dir: &Path, split: usize, values: impl Iterator<Item = T>) -> Result<u64> {
+pub fn write_partition<T: Data>(
+    dir: &Path,
+    split: usize,
+    values: impl Iterator<Item = T>,
+) -> Result<u64> {
     let tmp = dir.join(format!(".part-{split:05}.tmp-{}", std::process::id()));
     let mut w = BlockWriter::file(Codec::new(Compression::Lz4), &tmp)?;
     let mut chunk = Vec::with_capacity(1024);
@@ -143,7 +147,11 @@ pub fn write_partition<T: Data>(dir: &Path, split: usize, values: impl Iterator<
 }
 
 /// Reads one checkpointed partition.
-pub(crate) fn read_partition<T: Data>(dir: &Path, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
+pub(crate) fn read_partition<T: Data>(
+    dir: &Path,
+    split: usize,
+    tc: &Rc<TaskContext>,
+) -> BoxIter<T> {
     match ChunkReader::<T>::open(&part_path(dir, split)) {
         Ok(r) => {
             let tc = Rc::clone(tc);
@@ -197,7 +205,10 @@ impl<T: Data> Rdd<T> {
 
     /// Writes the checkpoint if one was requested (the job after an action).
     pub(crate) fn write_checkpoint(&self) -> Result<()> {
-        let dir = match std::mem::replace(&mut *self.node.checkpoint.borrow_mut(), CheckpointState::Writing) {
+        let dir = match std::mem::replace(
+            &mut *self.node.checkpoint.borrow_mut(),
+            CheckpointState::Writing,
+        ) {
             CheckpointState::Requested { dir, .. } => dir,
             other => {
                 *self.node.checkpoint.borrow_mut() = other;
@@ -217,7 +228,8 @@ impl<T: Data> Rdd<T> {
         match result {
             Ok(_) => {
                 if self.context().worker_index() == 0 {
-                    std::fs::write(success_path(&dir), b"").map_err(|e| EngineError::io(success_path(&dir), e))?;
+                    std::fs::write(success_path(&dir), b"")
+                        .map_err(|e| EngineError::io(success_path(&dir), e))?;
                 }
                 tracing::info!(rdd = self.id(), dir = %dir.display(), "checkpoint written; lineage cut");
                 *self.node.checkpoint.borrow_mut() = CheckpointState::Done { dir };

@@ -13,7 +13,10 @@ fn conf() -> Conf {
 
 /// One application run: a shuffled RDD checkpointed, two actions. Returns the answers, how
 /// many times the map closure ran, the lineage before and after, and whether it was reused.
-fn app(dir: std::path::PathBuf, computed: Arc<AtomicUsize>) -> (Vec<(i64, i64)>, u64, String, String, bool) {
+fn app(
+    dir: std::path::PathBuf,
+    computed: Arc<AtomicUsize>,
+) -> (Vec<(i64, i64)>, u64, String, String, bool) {
     ember_engine::run(conf(), move |ctx| {
         ctx.set_checkpoint_dir(&dir).unwrap();
         let c = Arc::clone(&computed);
@@ -48,7 +51,8 @@ fn checkpoint_cuts_lineage_and_is_reused_after_restart() {
     }
 
     let computed = Arc::new(AtomicUsize::new(0));
-    let (first, count, before, after, reused) = app(dir.path().to_path_buf(), Arc::clone(&computed));
+    let (first, count, before, after, reused) =
+        app(dir.path().to_path_buf(), Arc::clone(&computed));
     assert_eq!(first, want);
     assert_eq!(count, 7);
     assert!(!reused);
@@ -57,7 +61,10 @@ fn checkpoint_cuts_lineage_and_is_reused_after_restart() {
     // The map runs in the shuffle map stage of the first action only: the checkpoint job reads
     // the completed shuffle's output, and later jobs read the checkpoint.
     assert_eq!(computed.load(Ordering::SeqCst), 1000);
-    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .collect();
     assert_eq!(written.len(), 1, "one RDD directory");
     let rdd_dir = written[0].path();
     assert!(rdd_dir.join("_SUCCESS").exists());
@@ -83,7 +90,10 @@ fn unwritable_checkpoint_dir_is_an_error_naming_it() {
         let set_err = ctx.set_checkpoint_dir(&b).unwrap_err();
         let r = ctx.range(0, 10, 1, 2).unwrap();
         let no_dir = r.checkpoint().unwrap_err();
-        assert!(matches!(no_dir, EngineError::InvalidArgument { .. }), "{no_dir}");
+        assert!(
+            matches!(no_dir, EngineError::InvalidArgument { .. }),
+            "{no_dir}"
+        );
         (set_err, no_dir)
     })
     .unwrap();
@@ -106,7 +116,10 @@ fn unwritable_checkpoint_dir_is_an_error_naming_it() {
         ctx.range(0, 10, 1, 2).unwrap().checkpoint().unwrap_err()
     })
     .unwrap();
-    assert!(matches!(&err, EngineError::CheckpointDirNotWritable { path, .. } if path == &target), "{err}");
+    assert!(
+        matches!(&err, EngineError::CheckpointDirNotWritable { path, .. } if path == &target),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,5 +148,9 @@ fn persisted_checkpoint_is_computed_once() {
     })
     .unwrap();
     assert_eq!(total, Some(3 * 4950));
-    assert_eq!(computed.load(Ordering::SeqCst), 100, "the checkpoint job read the cache");
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        100,
+        "the checkpoint job read the cache"
+    );
 }

@@ -22,9 +22,14 @@ fn conf(extra: &[(&str, &str)], dir: &std::path::Path) -> Conf {
 
 /// 8 partitions of 32 KiB buffers of distinct values.
 fn data(ctx: &Context) -> Rdd<(u64, Vec<u32>)> {
-    ctx.range(0, 64, 1, 8)
-        .unwrap()
-        .map(|i| (i as u64, (0..8192u32).map(|j| j ^ (i as u32).wrapping_mul(2654435761)).collect()))
+    ctx.range(0, 64, 1, 8).unwrap().map(|i| {
+        (
+            i as u64,
+            (0..8192u32)
+                .map(|j| j ^ (i as u32).wrapping_mul(2654435761))
+                .collect(),
+        )
+    })
 }
 
 fn answer(rdd: &Rdd<(u64, Vec<u32>)>) -> u64 {
@@ -81,7 +86,10 @@ fn spill_directory_deleted_mid_job_is_recomputed() {
     assert_eq!(m.corrupt_or_missing, 8, "{report}");
     assert_eq!(m.recomputations, 8, "{report}");
     assert_eq!((m.hits, m.misses), (1 + 7, 8 + 7 + 1), "{report}");
-    assert_eq!(report.rdds[0].cached_partitions, 8, "rewritten after recomputation\n{report}");
+    assert_eq!(
+        report.rdds[0].cached_partitions, 8,
+        "rewritten after recomputation\n{report}"
+    );
 }
 
 #[test]
@@ -115,7 +123,11 @@ fn corrupt_spill_files_are_detected_and_recomputed() {
 #[test]
 fn evicting_everything_between_actions() {
     let want = expected();
-    for level in [StorageLevel::MemoryOnly, StorageLevel::MemoryAndDiskSer, StorageLevel::MemoryAndDisk] {
+    for level in [
+        StorageLevel::MemoryOnly,
+        StorageLevel::MemoryAndDiskSer,
+        StorageLevel::MemoryAndDisk,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let (answers, evicted, after) = ember_engine::run(conf(&[], dir.path()), move |ctx| {
             let rdd = data(ctx).persist(level);
@@ -128,7 +140,10 @@ fn evicting_everything_between_actions() {
         .unwrap();
         assert_eq!(answers, vec![want; 2], "{level}");
         let r = &evicted.rdds[0];
-        assert_eq!(r.host_bytes, 0, "{level}: nothing left in memory\n{evicted}");
+        assert_eq!(
+            r.host_bytes, 0,
+            "{level}: nothing left in memory\n{evicted}"
+        );
         assert_eq!(evicted.metrics.evictions, 8, "{level}\n{evicted}");
         if level == StorageLevel::MemoryOnly {
             assert_eq!(r.cached_partitions, 0);
@@ -137,7 +152,10 @@ fn evicting_everything_between_actions() {
             assert_eq!(r.cached_partitions, 8, "{level}: spilled\n{evicted}");
             assert!(r.disk_bytes > 0);
             assert_eq!(after.metrics.spills, 8);
-            assert_eq!(after.metrics.hits, 8, "{level}: read back from disk\n{after}");
+            assert_eq!(
+                after.metrics.hits, 8,
+                "{level}: read back from disk\n{after}"
+            );
             assert_eq!(after.metrics.recomputations, 0);
         }
     }
@@ -148,7 +166,10 @@ fn full_disk_budget_leaves_partitions_uncached_with_same_answers() {
     let want = expected();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(
-        &[("ember.memory.disk", "100k"), ("ember.io.compression.codec", "none")],
+        &[
+            ("ember.memory.disk", "100k"),
+            ("ember.io.compression.codec", "none"),
+        ],
         dir.path(),
     );
     let (answers, report) = ember_engine::run(c, |ctx| {
@@ -196,5 +217,8 @@ fn partition_larger_than_the_budget_never_overflows_it() {
             assert_eq!(report.metrics.recomputations, 8, "{level}\n{report}");
         }
     }
-    assert!(spill_files(dir.path()).is_empty(), "spill directories removed at exit");
+    assert!(
+        spill_files(dir.path()).is_empty(),
+        "spill directories removed at exit"
+    );
 }

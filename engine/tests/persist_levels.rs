@@ -25,7 +25,11 @@ const BUDGET: u64 = 512 << 10; // per worker; two workers hold 1 MiB, a third of
 fn buffers(ctx: &Context) -> Rdd<Vec<f32>> {
     ctx.range(0, (PARTS * PER_PART) as i64, 1, PARTS)
         .unwrap()
-        .map(|i| (0..BUF).map(|j| ((i as usize * 7 + j) % 1000) as f32).collect::<Vec<f32>>())
+        .map(|i| {
+            (0..BUF)
+                .map(|j| ((i as usize * 7 + j) % 1000) as f32)
+                .collect::<Vec<f32>>()
+        })
 }
 
 fn answers(rdd: &Rdd<Vec<f32>>) -> (u64, usize) {
@@ -70,16 +74,25 @@ fn every_level_matches_uncached_and_stays_within_budget() {
         let (a, b, report, id) = run_level(Some(level));
         assert_eq!(a, plain, "{level}: first action");
         assert_eq!(b, plain, "{level}: second action");
-        let r = report.rdd(id).unwrap_or_else(|| panic!("{level}: rdd in report\n{report}"));
+        let r = report
+            .rdd(id)
+            .unwrap_or_else(|| panic!("{level}: rdd in report\n{report}"));
         assert_eq!(r.level, level);
-        assert!(report.peak_worker_host <= BUDGET, "{level}: peak {}\n{report}", report.peak_worker_host);
+        assert!(
+            report.peak_worker_host <= BUDGET,
+            "{level}: peak {}\n{report}",
+            report.peak_worker_host
+        );
         let m = report.metrics;
         // Four reads of each partition (two per action): the first always computes.
         assert_eq!(m.hits + m.misses, 4 * PARTS as u64, "{level}\n{report}");
         match level {
             StorageLevel::MemoryOnly | StorageLevel::MemoryOnlySer => {
                 assert!(r.cached_partitions < PARTS, "{level}\n{report}");
-                assert!(r.cached_partitions >= 2, "{level}: one per worker fits\n{report}");
+                assert!(
+                    r.cached_partitions >= 2,
+                    "{level}: one per worker fits\n{report}"
+                );
                 assert_eq!(r.disk_bytes, 0);
                 assert!(m.recomputations > 0 && m.dropped > 0, "{level}\n{report}");
                 assert!(r.host_bytes <= 2 * BUDGET);
@@ -93,9 +106,15 @@ fn every_level_matches_uncached_and_stays_within_budget() {
             }
             StorageLevel::DiskOnly => {
                 assert_eq!(r.cached_partitions, PARTS);
-                assert_eq!(r.host_bytes, 0, "DISK_ONLY holds nothing in memory\n{report}");
+                assert_eq!(
+                    r.host_bytes, 0,
+                    "DISK_ONLY holds nothing in memory\n{report}"
+                );
                 // Spill files are LZ4-compressed; these buffers repeat, so they shrink a lot.
-                assert!(r.disk_bytes > 0 && r.disk_bytes < PARTS as u64 * part_bytes, "{report}");
+                assert!(
+                    r.disk_bytes > 0 && r.disk_bytes < PARTS as u64 * part_bytes,
+                    "{report}"
+                );
                 assert_eq!(m.misses, PARTS as u64);
             }
         }
@@ -139,7 +158,11 @@ fn derived_sizes_are_what_the_block_manager_charges() {
     let manual: usize = (0..20usize)
         .map(|i| {
             std::mem::size_of::<Sample>()
-                + if i % 2 == 0 { format!("label-{i}").len() } else { 0 }
+                + if i % 2 == 0 {
+                    format!("label-{i}").len()
+                } else {
+                    0
+                }
                 + 4 * (100 + i)
         })
         .sum();
@@ -168,14 +191,23 @@ fn serialized_text_holds_less_than_deserialized() {
         assert_eq!(r.cached_partitions, 4);
         bytes.push(r.host_bytes);
     }
-    assert!(bytes[1] < bytes[0], "MEMORY_ONLY {} vs MEMORY_ONLY_SER {}", bytes[0], bytes[1]);
+    assert!(
+        bytes[1] < bytes[0],
+        "MEMORY_ONLY {} vs MEMORY_ONLY_SER {}",
+        bytes[0],
+        bytes[1]
+    );
 }
 
 #[test]
 fn unpersist_and_level_change_free_the_blocks() {
     let conf = Conf::new().with("ember.master", "local[2]").unwrap();
     let (before, after) = ember_engine::run(conf, |ctx| {
-        let rdd = ctx.range(0, 1000, 1, 4).unwrap().map(|x| (x, x.to_string())).cache();
+        let rdd = ctx
+            .range(0, 1000, 1, 4)
+            .unwrap()
+            .map(|x| (x, x.to_string()))
+            .cache();
         rdd.count().unwrap();
         let before = report(ctx);
         rdd.unpersist();
@@ -188,5 +220,8 @@ fn unpersist_and_level_change_free_the_blocks() {
     assert!(after.rdds.is_empty());
     assert_eq!(after.host_used, 0);
     let table = before.to_string();
-    assert!(table.contains("MEMORY_ONLY") && table.contains("4/4"), "{table}");
+    assert!(
+        table.contains("MEMORY_ONLY") && table.contains("4/4"),
+        "{table}"
+    );
 }

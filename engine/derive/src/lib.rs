@@ -110,7 +110,10 @@ fn bind_fields(fields: &Fields) -> (Vec<syn::Ident>, Tokens) {
     let bindings: Vec<syn::Ident> = (0..fields.len()).map(|i| format_ident!("__f{i}")).collect();
     let pattern = match fields {
         Fields::Named(n) => {
-            let names = n.named.iter().map(|f| f.ident.as_ref().expect("named field"));
+            let names = n
+                .named
+                .iter()
+                .map(|f| f.ident.as_ref().expect("named field"));
             quote! { { #(#names: #bindings),* } }
         }
         Fields::Unnamed(_) => quote! { ( #(#bindings),* ) },

@@ -180,7 +180,13 @@ impl BlockManager {
     }
 
     /// Records a persisted RDD for the report.
-    pub(crate) fn register_rdd(&self, rdd: usize, name: String, partitions: usize, level: StorageLevel) {
+    pub(crate) fn register_rdd(
+        &self,
+        rdd: usize,
+        name: String,
+        partitions: usize,
+        level: StorageLevel,
+    ) {
         self.state().rdds.insert(
             rdd,
             RddMeta {
@@ -424,20 +430,6 @@ impl BlockManager {
         for id in ids {
             Self::evict(&mut st, &s, id, self.new_file(id));
         }
-    }
-
-    /// Partitions of `rdd` with a stored block.
-    #[cfg(test)]
-    pub(crate) fn cached_partitions(&self, rdd: usize) -> Vec<usize> {
-        let mut parts: Vec<usize> = self
-            .state()
-            .blocks
-            .keys()
-            .filter(|(r, _)| *r == rdd)
-            .map(|(_, p)| *p)
-            .collect();
-        parts.sort_unstable();
-        parts
     }
 
     /// The accounting of this process.

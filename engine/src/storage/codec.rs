@@ -171,7 +171,9 @@ impl BlockWriter {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         match &mut self.sink {
             Sink::Memory(v) => v.extend_from_slice(bytes),
-            Sink::File { out, path } => out.write_all(bytes).map_err(|e| EngineError::io(&*path, e))?,
+            Sink::File { out, path } => out
+                .write_all(bytes)
+                .map_err(|e| EngineError::io(&*path, e))?,
         }
         self.written += bytes.len() as u64;
         Ok(())
@@ -362,7 +364,11 @@ impl<T: DeserializeOwned> ChunkReader<T> {
             Source::File(r) => {
                 self.buf.resize(n, 0);
                 r.read_exact(&mut self.buf).map_err(|e| {
-                    corrupt(&self.location, self.offset, &format!("truncated {what}: {e}"))
+                    corrupt(
+                        &self.location,
+                        self.offset,
+                        &format!("truncated {what}: {e}"),
+                    )
                 })?;
             }
         }
@@ -377,7 +383,8 @@ impl<T: DeserializeOwned> ChunkReader<T> {
         }
         let frame_at = self.offset;
         self.read_exact(FRAME, "chunk frame")?;
-        let word = |i: usize| u64::from_le_bytes(self.buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let word =
+            |i: usize| u64::from_le_bytes(self.buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         let (stored, raw_len, sum) = (word(0), word(1), word(2));
         if stored == 0 {
             if raw_len != self.chunks || sum != checksum(&raw_len.to_le_bytes()) {
@@ -388,7 +395,11 @@ impl<T: DeserializeOwned> ChunkReader<T> {
         }
         let limit = 1u64 << 40;
         if stored > limit || raw_len > limit {
-            return Err(corrupt(&self.location, frame_at, "implausible chunk length"));
+            return Err(corrupt(
+                &self.location,
+                frame_at,
+                "implausible chunk length",
+            ));
         }
         // Memory blocks are checked and decoded in place, without a copy.
         let data_at = self.offset;
@@ -422,7 +433,11 @@ impl<T: DeserializeOwned> ChunkReader<T> {
                 let n = lz4_flex::block::decompress_into(stored_bytes, &mut self.raw)
                     .map_err(|e| corrupt(&self.location, data_at, &format!("lz4: {e}")))?;
                 if n as u64 != raw_len {
-                    return Err(corrupt(&self.location, data_at, "decompressed length differs"));
+                    return Err(corrupt(
+                        &self.location,
+                        data_at,
+                        "decompressed length differs",
+                    ));
                 }
                 &self.raw
             }
@@ -441,7 +456,11 @@ fn parse_header(head: &[u8; 5], location: &str) -> Result<Compression> {
     match head[4] {
         0 => Ok(Compression::None),
         1 => Ok(Compression::Lz4),
-        other => Err(corrupt(location, 4, &format!("unknown compression {other}"))),
+        other => Err(corrupt(
+            location,
+            4,
+            &format!("unknown compression {other}"),
+        )),
     }
 }
 
@@ -526,7 +545,10 @@ mod tests {
             let mut bad = bytes.clone();
             bad[i] ^= 0x40;
             let r = Codec::decode::<(u64, String)>(Arc::new(bad));
-            assert!(matches!(r, Err(EngineError::CorruptBlock { .. })), "byte {i}: {r:?}");
+            assert!(
+                matches!(r, Err(EngineError::CorruptBlock { .. })),
+                "byte {i}: {r:?}"
+            );
         }
         let cut = Arc::new(bytes[..bytes.len() - 3].to_vec());
         assert!(matches!(

@@ -26,8 +26,8 @@ mod level;
 mod persist;
 mod size;
 
-pub(crate) use block_manager::BlockManager;
 pub use block_manager::default_host_budget;
+pub(crate) use block_manager::BlockManager;
 pub use level::StorageLevel;
 pub(crate) use persist::{read_or_compute, Sizer};
 pub use report::{human_bytes, RddStorageInfo, StorageMetrics, StorageReport};

@@ -82,7 +82,11 @@ fn read<T: Data>(bm: &Arc<BlockManager>, id: BlockId, tc: &Rc<TaskContext>) -> O
 
 /// A block found corrupt while it is read: forget it and fail the attempt, whose retry
 /// recomputes the partition from lineage.
-fn on_error(bm: &Arc<BlockManager>, id: BlockId, tc: &Rc<TaskContext>) -> Box<dyn FnOnce(EngineError)> {
+fn on_error(
+    bm: &Arc<BlockManager>,
+    id: BlockId,
+    tc: &Rc<TaskContext>,
+) -> Box<dyn FnOnce(EngineError)> {
     let (bm, tc) = (Arc::clone(bm), Rc::clone(tc));
     Box::new(move |e| {
         bm.report_lost(id, &e);
@@ -128,16 +132,20 @@ impl<T: Data> Store<T> {
         if host > s.host_budget || device > s.device_budget {
             return false;
         }
-        let want_h = (host + (host / 8).max(STEP)).min(s.host_budget).max(self.res_host);
+        let want_h = (host + (host / 8).max(STEP))
+            .min(s.host_budget)
+            .max(self.res_host);
         let want_d = if device > self.res_device {
             (device + device / 8).min(s.device_budget)
         } else {
             self.res_device
         };
-        if self
-            .bm
-            .reserve(self.worker, self.id.0, want_h - self.res_host, want_d - self.res_device)
-        {
+        if self.bm.reserve(
+            self.worker,
+            self.id.0,
+            want_h - self.res_host,
+            want_d - self.res_device,
+        ) {
             self.res_host = want_h;
             self.res_device = want_d;
             true
@@ -207,9 +215,8 @@ impl<T: Data> Store<T> {
             let data = Arc::new(values);
             let spill_data = Arc::clone(&data);
             let sizer = self.sizer;
-            let spill: super::block_manager::SpillFn = Box::new(move |path, codec| {
-                write_values(&spill_data, path, codec, sizer)
-            });
+            let spill: super::block_manager::SpillFn =
+                Box::new(move |path, codec| write_values(&spill_data, path, codec, sizer));
             let any: Arc<dyn std::any::Any + Send + Sync> = data.clone();
             self.bm.put(
                 self.id,
@@ -221,7 +228,11 @@ impl<T: Data> Store<T> {
             return Box::new(SharedVecIter::new(data));
         }
         if !self.level.use_disk() {
-            tracing::debug!(rdd = self.id.0, partition = self.id.1, "partition exceeds the storage budget; not cached");
+            tracing::debug!(
+                rdd = self.id.0,
+                partition = self.id.1,
+                "partition exceeds the storage budget; not cached"
+            );
             self.release_all();
             self.bm.record_dropped(self.id);
             return Box::new(values.into_iter().chain(it));
@@ -238,11 +249,11 @@ impl<T: Data> Store<T> {
             }
         };
         let first = w_chunks(std::mem::take(&mut values), self.sizer);
-        self.to_disk(first, &mut w, it, path)
+        self.spill_rest(first, &mut w, it, path)
     }
 
     /// Streams chunks (already formed) and then the rest of `it` into the file writer `w`.
-    fn to_disk(
+    fn spill_rest(
         mut self,
         first: Vec<Vec<T>>,
         w: &mut BlockWriter,
@@ -280,7 +291,11 @@ impl<T: Data> Store<T> {
             }
             if !self.cover_disk(w.bytes_written()) {
                 // The disk budget is full: read back what was written, then the rest uncached.
-                tracing::warn!(rdd = self.id.0, partition = self.id.1, "disk budget full; partition not cached");
+                tracing::warn!(
+                    rdd = self.id.0,
+                    partition = self.id.1,
+                    "disk budget full; partition not cached"
+                );
                 let rest: Vec<T> = chunks.flatten().collect();
                 return self.abandon_file(w, path, Box::new(rest.into_iter().chain(it)));
             }
@@ -300,7 +315,12 @@ impl<T: Data> Store<T> {
         Box::new(std::iter::empty())
     }
 
-    fn abandon_file(mut self, w: &mut BlockWriter, path: std::path::PathBuf, rest: BoxIter<T>) -> BoxIter<T> {
+    fn abandon_file(
+        mut self,
+        w: &mut BlockWriter,
+        path: std::path::PathBuf,
+        rest: BoxIter<T>,
+    ) -> BoxIter<T> {
         let w = std::mem::replace(w, BlockWriter::memory(self.spill_codec()));
         self.release_all();
         self.bm.record_dropped(self.id);
@@ -321,8 +341,13 @@ impl<T: Data> Store<T> {
                 }
                 self.bm.release_disk(self.res_disk - bytes);
                 self.res_disk = 0;
-                self.bm
-                    .put(self.id, self.worker, self.level, None, Some((path.clone(), bytes)));
+                self.bm.put(
+                    self.id,
+                    self.worker,
+                    self.level,
+                    None,
+                    Some((path.clone(), bytes)),
+                );
                 match ChunkReader::<T>::open(&path) {
                     Ok(r) => Box::new(BlockIter::new(r, on_error(&self.bm, self.id, &self.tc))),
                     Err(e) => {
@@ -387,7 +412,11 @@ impl<T: Data> Store<T> {
             let written = w.bytes_written();
             if let Some(p) = path.clone() {
                 if !self.cover_disk(written) {
-                    tracing::warn!(rdd = self.id.0, partition = self.id.1, "disk budget full; partition not cached");
+                    tracing::warn!(
+                        rdd = self.id.0,
+                        partition = self.id.1,
+                        "disk budget full; partition not cached"
+                    );
                     return self.abandon_file(&mut w, p, it);
                 }
             } else if !self.cover(written, 0) {
@@ -402,7 +431,11 @@ impl<T: Data> Store<T> {
                     }
                     path = Some(p);
                 } else {
-                    tracing::debug!(rdd = self.id.0, partition = self.id.1, "serialized partition exceeds the storage budget; not cached");
+                    tracing::debug!(
+                        rdd = self.id.0,
+                        partition = self.id.1,
+                        "serialized partition exceeds the storage budget; not cached"
+                    );
                     self.release_all();
                     self.bm.record_dropped(self.id);
                     let bytes = match w.finish_memory() {
@@ -414,7 +447,9 @@ impl<T: Data> Store<T> {
                     };
                     let tc = Rc::clone(&self.tc);
                     return match ChunkReader::<T>::memory(bytes, "uncached block".into()) {
-                        Ok(r) => Box::new(BlockIter::new(r, Box::new(move |e| tc.fail(e))).chain(it)),
+                        Ok(r) => {
+                            Box::new(BlockIter::new(r, Box::new(move |e| tc.fail(e))).chain(it))
+                        }
                         Err(e) => {
                             self.tc.fail(e);
                             Box::new(std::iter::empty())
@@ -458,7 +493,10 @@ impl<T: Data> Store<T> {
                 None,
             );
         }
-        match ChunkReader::<T>::memory(bytes, format!("memory block rdd_{}_{}", self.id.0, self.id.1)) {
+        match ChunkReader::<T>::memory(
+            bytes,
+            format!("memory block rdd_{}_{}", self.id.0, self.id.1),
+        ) {
             Ok(r) => Box::new(BlockIter::new(r, on_error(&self.bm, self.id, &self.tc))),
             Err(e) => {
                 self.tc.fail(e);

@@ -27,8 +27,11 @@ struct PodVisitor<T>(PhantomData<T>);
 
 fn from_bytes<T: Pod, E: de::Error>(bytes: &[u8]) -> Result<Vec<T>, E> {
     let size = std::mem::size_of::<T>().max(1);
-    if bytes.len() % size != 0 {
-        return Err(E::invalid_length(bytes.len(), &"a multiple of the element size"));
+    if bytes.len() / size * size != bytes.len() {
+        return Err(E::invalid_length(
+            bytes.len(),
+            &"a multiple of the element size",
+        ));
     }
     let mut out = vec![T::zeroed(); bytes.len() / size];
     bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(bytes);
