@@ -109,8 +109,13 @@ fn configuration_round_trips_through_json() {
         .config();
     let back = NetworkConfig::from_json(&cfg.to_json()).unwrap();
     assert_eq!(back, cfg);
-    let net = Network::new(back).unwrap();
+    let mut net = Network::new(back).unwrap();
     assert_eq!(net.output_shape(), &[10]);
+    let x =
+        ember_ml::tensor::Tensor::zeros(&[2, 1, 28, 28], ember_ml::tensor::Device::Cpu).unwrap();
+    let y = net.predict_tensor(&x).unwrap();
+    assert_eq!(y.shape(), &[2, 10]);
+    assert_eq!(y.device_bytes(), 0);
     // conv1 6*25+6, bn 2*6, conv2 16*150+16, dense 400*120+120, dense 120*10+10
     assert_eq!(net.num_params(), 156 + 12 + 2416 + 48120 + 1210);
     assert!(NetworkConfig::from_json("{\"layers\": []}").is_err());

@@ -10,6 +10,7 @@ use super::config::NetworkConfig;
 use super::layers::{self, Act, Init, Layer, Pass};
 use crate::error::{MlError, Result};
 use crate::optim::Optimizer;
+use crate::tensor::Tensor;
 
 /// Whether a named tensor is trained or is running state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +226,18 @@ impl Network {
     /// dropout.
     pub fn forward(&mut self, x: ArrayViewD<'_, f32>, train: bool) -> Result<ArrayD<f32>> {
         Ok(self.forward_act(x, train)?.into_owned())
+    }
+
+    /// Inference on a [`Tensor`] batch, returning a tensor on the same device. Only host tensors
+    /// exist today (see [`crate::tensor`]); others are an error.
+    pub fn predict_tensor(&mut self, x: &Tensor) -> Result<Tensor> {
+        let view = x.as_array().ok_or_else(|| {
+            MlError::Backend(format!(
+                "network layers run on the CPU; input is on {}",
+                x.device()
+            ))
+        })?;
+        Ok(Tensor::from_array(self.predict(view)?))
     }
 
     /// Inference output for a batch (no dropout, running statistics).
