@@ -208,9 +208,7 @@ pub fn sgemm_with(
             }
         }
         GemmKernel::MatrixMultiply => {
-            if beta == 0.0 {
-                c[..m * n].fill(0.0);
-            }
+            // With beta == 0 matrixmultiply never reads `c`, so stale values (even NaN) vanish.
             let parts = if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
                 threads
             } else {

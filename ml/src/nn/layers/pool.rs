@@ -1,6 +1,7 @@
 //! Max and average pooling over NCHW batches.
 
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
 
 use super::{check_input, contiguous, Act, Layer, Pass};
 use crate::error::{MlError, Result};
@@ -82,32 +83,34 @@ impl Layer for Pool2d {
             self.argmax.resize(planes * ohw, 0);
         }
         let scale = 1.0 / (self.kh * self.kw) as f32;
-        for pl in 0..planes {
+        let mut argmax = std::mem::take(&mut self.argmax);
+        let this = &*self;
+        let pool_plane = |pl: usize, y: &mut [f32], argmax: &mut [u32]| {
             let src = &xs[pl * hw..(pl + 1) * hw];
-            for oh in 0..self.oh {
-                for ow in 0..self.ow {
-                    let o = pl * ohw + oh * self.ow + ow;
-                    let (r0, c0) = (oh * self.sh, ow * self.sw);
-                    match self.kind {
+            for oh in 0..this.oh {
+                for ow in 0..this.ow {
+                    let o = oh * this.ow + ow;
+                    let (r0, c0) = (oh * this.sh, ow * this.sw);
+                    match this.kind {
                         PoolKind::Max => {
                             let mut best = f32::NEG_INFINITY;
-                            let mut at = r0 * self.w + c0;
-                            for r in r0..r0 + self.kh {
-                                for c in c0..c0 + self.kw {
-                                    let v = src[r * self.w + c];
+                            let mut at = r0 * this.w + c0;
+                            for r in r0..r0 + this.kh {
+                                for c in c0..c0 + this.kw {
+                                    let v = src[r * this.w + c];
                                     if v > best {
                                         best = v;
-                                        at = r * self.w + c;
+                                        at = r * this.w + c;
                                     }
                                 }
                             }
                             y[o] = best;
-                            self.argmax[o] = at as u32;
+                            argmax[o] = at as u32;
                         }
                         PoolKind::Avg => {
                             let mut s = 0f32;
-                            for r in r0..r0 + self.kh {
-                                s += src[r * self.w + c0..r * self.w + c0 + self.kw]
+                            for r in r0..r0 + this.kh {
+                                s += src[r * this.w + c0..r * this.w + c0 + this.kw]
                                     .iter()
                                     .sum::<f32>();
                             }
@@ -116,7 +119,20 @@ impl Layer for Pool2d {
                     }
                 }
             }
+        };
+        if self.kind == PoolKind::Max {
+            y.par_chunks_mut(ohw)
+                .zip(argmax.par_chunks_mut(ohw))
+                .enumerate()
+                .with_min_len(32)
+                .for_each(|(pl, (y, a))| pool_plane(pl, y, a));
+        } else {
+            y.par_chunks_mut(ohw)
+                .enumerate()
+                .with_min_len(32)
+                .for_each(|(pl, y)| pool_plane(pl, y, &mut []));
         }
+        self.argmax = argmax;
         self.n = n;
         let y =
             ArrayD::from_shape_vec(IxDyn(&[n, self.c, self.oh, self.ow]), y).expect("sized above");
@@ -146,26 +162,28 @@ impl Layer for Pool2d {
         let planes = self.n * self.c;
         let mut dx = vec![0f32; planes * hw];
         let scale = 1.0 / (self.kh * self.kw) as f32;
-        for pl in 0..planes {
-            let dst = &mut dx[pl * hw..(pl + 1) * hw];
-            for oh in 0..self.oh {
-                for ow in 0..self.ow {
-                    let o = pl * ohw + oh * self.ow + ow;
-                    match self.kind {
-                        PoolKind::Max => dst[self.argmax[o] as usize] += dy[o],
-                        PoolKind::Avg => {
-                            let (r0, c0) = (oh * self.sh, ow * self.sw);
-                            let d = dy[o] * scale;
-                            for r in r0..r0 + self.kh {
-                                dst[r * self.w + c0..r * self.w + c0 + self.kw]
-                                    .iter_mut()
-                                    .for_each(|v| *v += d);
+        dx.par_chunks_mut(hw)
+            .enumerate()
+            .with_min_len(32)
+            .for_each(|(pl, dst)| {
+                for oh in 0..self.oh {
+                    for ow in 0..self.ow {
+                        let o = pl * ohw + oh * self.ow + ow;
+                        match self.kind {
+                            PoolKind::Max => dst[self.argmax[o] as usize] += dy[o],
+                            PoolKind::Avg => {
+                                let (r0, c0) = (oh * self.sh, ow * self.sw);
+                                let d = dy[o] * scale;
+                                for r in r0..r0 + self.kh {
+                                    dst[r * self.w + c0..r * self.w + c0 + self.kw]
+                                        .iter_mut()
+                                        .for_each(|v| *v += d);
+                                }
                             }
                         }
                     }
                 }
-            }
-        }
+            });
         Ok(Some(
             ArrayD::from_shape_vec(IxDyn(&[self.n, self.c, self.h, self.w]), dx)
                 .expect("sized above"),
