@@ -281,6 +281,34 @@ fn mismatched_files_are_typed_errors() {
         model_io::from_bytes(&b),
         Err(MlError::Corrupt { .. })
     ));
+    // A configuration asking for absurd sizes: an error, not an abort.
+    let mut huge = small_cnn(11);
+    huge.layers[4] = ember_ml::nn::LayerConfig::Dense {
+        units: 1 << 40,
+        activation: Activation::Tanh,
+        init: None,
+    };
+    let b = rebuild(&bytes, |_, m| {
+        m.insert("ember.config".into(), huge.to_json());
+    });
+    assert!(matches!(model_io::from_bytes(&b), Err(MlError::Config(_))));
+    huge.layers[4] = ember_ml::nn::LayerConfig::Dense {
+        units: 1 << 23,
+        activation: Activation::Tanh,
+        init: None,
+    };
+    huge.layers[5] = ember_ml::nn::LayerConfig::Dense {
+        units: 1 << 23,
+        activation: Activation::Tanh,
+        init: None,
+    };
+    let b = rebuild(&bytes, |_, m| {
+        m.insert("ember.config".into(), huge.to_json());
+    });
+    assert!(
+        matches!(model_io::from_bytes(&b), Err(MlError::Config(_))),
+        "2^46 parameters"
+    );
     // Bad configuration JSON.
     let b = rebuild(&bytes, |_, m| {
         m.insert("ember.config".into(), "{\"layers\": 3}".into());

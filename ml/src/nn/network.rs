@@ -36,6 +36,23 @@ pub struct TensorInfo {
     pub layer: usize,
 }
 
+/// Most values a network's flat buffers may hold (2^31, 8 GiB of `f32`).
+const MAX_VALUES: usize = 1 << 31;
+
+/// Number of values of a tensor of `shape` placed after `before` values, checked against
+/// [`MAX_VALUES`] (sizes can come from a file).
+fn checked_len(shape: &[usize], before: usize) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&len| len <= MAX_VALUES && before + len <= MAX_VALUES)
+        .ok_or_else(|| {
+            MlError::Config(format!(
+                "a tensor of shape {shape:?} exceeds {MAX_VALUES} values"
+            ))
+        })
+}
+
 /// A sequential network. All trainable parameters live in one flat `f32` buffer (and their
 /// gradients in another of the same layout), each layer seeing its own range; non-trainable state
 /// (running statistics) lives in a third. Averaging, encoding or broadcasting a model is therefore
@@ -77,7 +94,7 @@ impl Network {
                 .map_err(|e| MlError::Config(format!("layer {i} ({cfg:?}): {e}")))?;
             let p0 = np;
             for spec in layer.params() {
-                let len: usize = spec.shape.iter().product();
+                let len = checked_len(&spec.shape, np)?;
                 inits.push((np..np + len, spec.init, TensorKind::Param));
                 tensors.push(TensorInfo {
                     name: format!("layers.{i}.{}", spec.name),
@@ -91,7 +108,7 @@ impl Network {
             param_ranges.push(p0..np);
             let b0 = nb;
             for spec in layer.buffers() {
-                let len: usize = spec.shape.iter().product();
+                let len = checked_len(&spec.shape, nb)?;
                 inits.push((nb..nb + len, spec.init, TensorKind::Buffer));
                 tensors.push(TensorInfo {
                     name: format!("layers.{i}.{}", spec.name),

@@ -69,8 +69,35 @@ pub(crate) trait Layer: Send + std::fmt::Debug {
     ) -> Result<Option<ArrayD<f32>>>;
 }
 
+/// Largest size any one dimension or setting may have (configurations come from files too, and
+/// must not make the arithmetic overflow).
+pub(crate) const MAX_DIM: usize = 1 << 24;
+
 /// Builds the layer for `cfg` given the shape of one input example.
 pub(crate) fn build(cfg: &LayerConfig, input: &[usize]) -> Result<Box<dyn Layer>> {
+    let sizes: Vec<usize> = match cfg {
+        LayerConfig::Dense { units, .. } => vec![*units],
+        LayerConfig::Conv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            vec![
+                *filters, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
+            ]
+        }
+        LayerConfig::MaxPool2d { kernel, stride } | LayerConfig::AvgPool2d { kernel, stride } => {
+            vec![kernel[0], kernel[1], stride[0], stride[1]]
+        }
+        _ => vec![],
+    };
+    if let Some(big) = sizes.iter().chain(input).find(|&&v| v > MAX_DIM) {
+        return Err(MlError::Config(format!(
+            "size {big} exceeds the limit of {MAX_DIM}"
+        )));
+    }
     Ok(match cfg {
         LayerConfig::Dense {
             units,
