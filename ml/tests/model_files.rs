@@ -207,6 +207,15 @@ fn corrupt_files_are_typed_errors() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     assert!(model_io::from_bytes(&noise).is_err());
+    // Every single-byte change of the header: loads or fails with an error, never panics.
+    let hlen = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for i in 0..hlen {
+        for v in [b'0', b'"', b'}', 0xff] {
+            let mut b = bytes.clone();
+            b[i] = v;
+            let _ = model_io::from_bytes(&b);
+        }
+    }
     // A valid safetensors file that is not an Ember model.
     let plain = safetensors::write(&[("w".into(), vec![2], &[1.0, 2.0][..])], &BTreeMap::new());
     assert!(matches!(
