@@ -18,3 +18,5 @@ pub use network::{Network, TensorInfo, TensorKind};
 
 #[cfg(test)]
 mod gradcheck;
+#[cfg(test)]
+mod forward_check;
