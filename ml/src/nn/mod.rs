@@ -17,6 +17,6 @@ pub use loss::Loss;
 pub use network::{Network, TensorInfo, TensorKind};
 
 #[cfg(test)]
-mod gradcheck;
-#[cfg(test)]
 mod forward_check;
+#[cfg(test)]
+mod gradcheck;
