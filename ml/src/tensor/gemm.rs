@@ -81,6 +81,20 @@ pub fn threads() -> usize {
     settings().threads
 }
 
+/// The thread pool of the ML core: [`threads()`] threads, separate from rayon's global pool so
+/// `EMBER_ML_THREADS` bounds everything the layers run in parallel (an engine running one model
+/// per worker sets it to 1).
+pub fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads())
+            .thread_name(|i| format!("ember-ml-{i}"))
+            .build()
+            .expect("spawning the ML thread pool")
+    })
+}
+
 /// `c = alpha * op(a) * op(b) + beta * c` for row-major matrices, where `op(a)` is `m x k` and
 /// `op(b)` is `k x n`.
 ///
@@ -183,7 +197,7 @@ pub fn sgemm_with(
             };
             // SAFETY: the asserts above guarantee every index the strides reach is in bounds,
             // and `c` does not alias `a` or `b` (it is borrowed mutably).
-            unsafe {
+            let mut call = || unsafe {
                 gemm::gemm(
                     m,
                     n,
@@ -205,6 +219,11 @@ pub fn sgemm_with(
                     false,
                     par,
                 );
+            };
+            if matches!(par, gemm::Parallelism::None) {
+                call()
+            } else {
+                pool().install(call)
             }
         }
         GemmKernel::MatrixMultiply => {
@@ -272,7 +291,7 @@ pub fn sgemm_with(
             if parts == 1 {
                 run(0);
             } else {
-                rayon::scope(|s| {
+                pool().scope(|s| {
                     for start in (chunk..len).step_by(chunk) {
                         let run = &run;
                         s.spawn(move |_| run(start));

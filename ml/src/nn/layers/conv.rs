@@ -3,7 +3,8 @@
 //! Examples are unfolded in groups into one `[channels*kh*kw, group*out_h*out_w]` matrix (kept for
 //! the backward pass), so each GEMM with the `[filters, channels*kh*kw]` weight covers several
 //! examples (about 2048 columns: efficient even for LeNet's small layers); the result is
-//! scattered to NCHW order with the bias added. Groups run in parallel on rayon's pool; weight
+//! scattered to NCHW order with the bias added. Groups run in parallel on the ML thread pool
+//! ([`crate::tensor::gemm::pool`]); weight
 //! gradients are computed per group and summed in group order, so results do not depend on
 //! scheduling.
 
@@ -231,24 +232,26 @@ impl Layer for Conv2d {
         let groups = groups(n, pp);
         let col_parts = split_by(&mut self.cols, &groups, ckk * pp);
         let y_parts = split_by(&mut y, &groups, f * pp);
-        groups
-            .into_par_iter()
-            .zip(col_parts)
-            .zip(y_parts)
-            .for_each_init(Vec::new, |tmp: &mut Vec<f32>, ((r, cols), ys)| {
-                let cols_n = r.len() * pp;
-                for (i, ex) in r.enumerate() {
-                    g.im2col(&xs[ex * chw..(ex + 1) * chw], &mut cols[i * pp..], cols_n);
-                }
-                tmp.resize(f * cols_n, 0.0);
-                sgemm(false, false, f, cols_n, ckk, 1.0, w, cols, 0.0, tmp, false);
-                for (i, yn) in ys.chunks_exact_mut(f * pp).enumerate() {
-                    for ((row, bias), fi) in yn.chunks_exact_mut(pp).zip(b).zip(0..) {
-                        let src = &tmp[fi * cols_n + i * pp..][..pp];
-                        row.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
+        crate::tensor::gemm::pool().install(|| {
+            groups
+                .into_par_iter()
+                .zip(col_parts)
+                .zip(y_parts)
+                .for_each_init(Vec::new, |tmp: &mut Vec<f32>, ((r, cols), ys)| {
+                    let cols_n = r.len() * pp;
+                    for (i, ex) in r.enumerate() {
+                        g.im2col(&xs[ex * chw..(ex + 1) * chw], &mut cols[i * pp..], cols_n);
                     }
-                }
-            });
+                    tmp.resize(f * cols_n, 0.0);
+                    sgemm(false, false, f, cols_n, ckk, 1.0, w, cols, 0.0, tmp, false);
+                    for (i, yn) in ys.chunks_exact_mut(f * pp).enumerate() {
+                        for ((row, bias), fi) in yn.chunks_exact_mut(pp).zip(b).zip(0..) {
+                            let src = &tmp[fi * cols_n + i * pp..][..pp];
+                            row.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
+                        }
+                    }
+                });
+        });
         let mut y = ArrayD::from_shape_vec(IxDyn(&[n, f, g.oh, g.ow]), y).expect("sized above");
         self.act.forward_inplace(&mut y);
         let y = y.into_shared();
@@ -301,38 +304,40 @@ impl Layer for Conv2d {
         };
         // One partial weight/bias gradient per group, summed below in group order, so the
         // result does not depend on how rayon schedules the groups.
-        let partial: Vec<Vec<f32>> = groups
-            .into_par_iter()
-            .zip(col_parts)
-            .zip(dx_parts)
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(dzg, dcol): &mut (Vec<f32>, Vec<f32>), ((r, cols), dxs)| {
-                    let cols_n = r.len() * pp;
-                    dzg.resize(f * cols_n, 0.0);
-                    for (i, ex) in r.enumerate() {
-                        for fi in 0..f {
-                            dzg[fi * cols_n + i * pp..][..pp]
-                                .copy_from_slice(&dz[(ex * f + fi) * pp..][..pp]);
+        let partial: Vec<Vec<f32>> = crate::tensor::gemm::pool().install(|| {
+            groups
+                .into_par_iter()
+                .zip(col_parts)
+                .zip(dx_parts)
+                .map_init(
+                    || (Vec::new(), Vec::new()),
+                    |(dzg, dcol): &mut (Vec<f32>, Vec<f32>), ((r, cols), dxs)| {
+                        let cols_n = r.len() * pp;
+                        dzg.resize(f * cols_n, 0.0);
+                        for (i, ex) in r.enumerate() {
+                            for fi in 0..f {
+                                dzg[fi * cols_n + i * pp..][..pp]
+                                    .copy_from_slice(&dz[(ex * f + fi) * pp..][..pp]);
+                            }
                         }
-                    }
-                    let mut acc = vec![0f32; f * ckk + f];
-                    let (gw, gb) = acc.split_at_mut(f * ckk);
-                    sgemm(false, true, f, ckk, cols_n, 1.0, dzg, cols, 0.0, gw, false);
-                    for (b, row) in gb.iter_mut().zip(dzg.chunks_exact(cols_n)) {
-                        *b = row.iter().sum::<f32>();
-                    }
-                    if need_dx {
-                        dcol.resize(ckk * cols_n, 0.0);
-                        sgemm(true, false, ckk, cols_n, f, 1.0, w, dzg, 0.0, dcol, false);
-                        for (i, dxn) in dxs.chunks_exact_mut(chw).enumerate() {
-                            g.col2im(&dcol[i * pp..], cols_n, dxn);
+                        let mut acc = vec![0f32; f * ckk + f];
+                        let (gw, gb) = acc.split_at_mut(f * ckk);
+                        sgemm(false, true, f, ckk, cols_n, 1.0, dzg, cols, 0.0, gw, false);
+                        for (b, row) in gb.iter_mut().zip(dzg.chunks_exact(cols_n)) {
+                            *b = row.iter().sum::<f32>();
                         }
-                    }
-                    acc
-                },
-            )
-            .collect();
+                        if need_dx {
+                            dcol.resize(ckk * cols_n, 0.0);
+                            sgemm(true, false, ckk, cols_n, f, 1.0, w, dzg, 0.0, dcol, false);
+                            for (i, dxn) in dxs.chunks_exact_mut(chw).enumerate() {
+                                g.col2im(&dcol[i * pp..], cols_n, dxn);
+                            }
+                        }
+                        acc
+                    },
+                )
+                .collect()
+        });
         grad.fill(0.0);
         for part in &partial {
             grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);

@@ -120,18 +120,20 @@ impl Layer for Pool2d {
                 }
             }
         };
-        if self.kind == PoolKind::Max {
-            y.par_chunks_mut(ohw)
-                .zip(argmax.par_chunks_mut(ohw))
-                .enumerate()
-                .with_min_len(32)
-                .for_each(|(pl, (y, a))| pool_plane(pl, y, a));
-        } else {
-            y.par_chunks_mut(ohw)
-                .enumerate()
-                .with_min_len(32)
-                .for_each(|(pl, y)| pool_plane(pl, y, &mut []));
-        }
+        crate::tensor::gemm::pool().install(|| {
+            if self.kind == PoolKind::Max {
+                y.par_chunks_mut(ohw)
+                    .zip(argmax.par_chunks_mut(ohw))
+                    .enumerate()
+                    .with_min_len(32)
+                    .for_each(|(pl, (y, a))| pool_plane(pl, y, a));
+            } else {
+                y.par_chunks_mut(ohw)
+                    .enumerate()
+                    .with_min_len(32)
+                    .for_each(|(pl, y)| pool_plane(pl, y, &mut []));
+            }
+        });
         self.argmax = argmax;
         self.n = n;
         let y =
@@ -162,28 +164,30 @@ impl Layer for Pool2d {
         let planes = self.n * self.c;
         let mut dx = vec![0f32; planes * hw];
         let scale = 1.0 / (self.kh * self.kw) as f32;
-        dx.par_chunks_mut(hw)
-            .enumerate()
-            .with_min_len(32)
-            .for_each(|(pl, dst)| {
-                for oh in 0..self.oh {
-                    for ow in 0..self.ow {
-                        let o = pl * ohw + oh * self.ow + ow;
-                        match self.kind {
-                            PoolKind::Max => dst[self.argmax[o] as usize] += dy[o],
-                            PoolKind::Avg => {
-                                let (r0, c0) = (oh * self.sh, ow * self.sw);
-                                let d = dy[o] * scale;
-                                for r in r0..r0 + self.kh {
-                                    dst[r * self.w + c0..r * self.w + c0 + self.kw]
-                                        .iter_mut()
-                                        .for_each(|v| *v += d);
+        crate::tensor::gemm::pool().install(|| {
+            dx.par_chunks_mut(hw)
+                .enumerate()
+                .with_min_len(32)
+                .for_each(|(pl, dst)| {
+                    for oh in 0..self.oh {
+                        for ow in 0..self.ow {
+                            let o = pl * ohw + oh * self.ow + ow;
+                            match self.kind {
+                                PoolKind::Max => dst[self.argmax[o] as usize] += dy[o],
+                                PoolKind::Avg => {
+                                    let (r0, c0) = (oh * self.sh, ow * self.sw);
+                                    let d = dy[o] * scale;
+                                    for r in r0..r0 + self.kh {
+                                        dst[r * self.w + c0..r * self.w + c0 + self.kw]
+                                            .iter_mut()
+                                            .for_each(|v| *v += d);
+                                    }
                                 }
                             }
                         }
                     }
-                }
-            });
+                });
+        });
         Ok(Some(
             ArrayD::from_shape_vec(IxDyn(&[self.n, self.c, self.h, self.w]), dx)
                 .expect("sized above"),
