@@ -4,9 +4,8 @@
 //! the backward pass), so each GEMM with the `[filters, channels*kh*kw]` weight covers several
 //! examples (about 2048 columns: efficient even for LeNet's small layers); the result is
 //! scattered to NCHW order with the bias added. Groups run in parallel on the ML thread pool
-//! ([`crate::tensor::gemm::pool`]); weight
-//! gradients are computed per group and summed in group order, so results do not depend on
-//! scheduling.
+//! ([`crate::tensor::gemm::pool`]); weight gradients are computed per group and summed in group
+//! order, so results do not depend on scheduling.
 
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
