@@ -19,12 +19,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = ember::engine::run(conf, move |ctx| -> Result<Vec<String>, EngineError> {
         let lines = ctx.text_file(&path, ctx.num_workers() * 2)?;
         let errors = lines.filter(|l| l.starts_with("ERROR"));
-        let messages = errors.map(|l| l.split('\t').nth(2).unwrap_or("").to_string()).cache();
+        let messages = errors
+            .map(|l| l.split('\t').nth(2).unwrap_or("").to_string())
+            .cache();
         let mut out = Vec::new();
         for word in ["foo", "bar"] {
             let t = Instant::now();
             let n = messages.filter(move |m| m.contains(word)).count()?;
-            out.push(format!("{n:>9} error messages mention {word:<4} ({:.3} s)", t.elapsed().as_secs_f64()));
+            out.push(format!(
+                "{n:>9} error messages mention {word:<4} ({:.3} s)",
+                t.elapsed().as_secs_f64()
+            ));
         }
         out.push(format!("{:>9} error messages in all", messages.count()?));
         out.push(messages.lineage());

@@ -15,7 +15,11 @@ const ITERATIONS: usize = 10;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (conf, args) = common::conf_from_args()?;
-    let n: u64 = args.first().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let n: u64 = args
+        .first()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let (w, times) = ember::engine::run(conf, move |ctx| -> Result<_, EngineError> {
         let points = ctx
             .range(0, n as i64, 1, 8)?

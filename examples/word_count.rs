@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (top, distinct, total) = ember::engine::run(conf, move |ctx| -> Result<_, EngineError> {
         let lines = ctx.text_file(&path, ctx.num_workers() * 2)?;
         let counts = lines
-            .flat_map(|line| line.split_ascii_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .flat_map(|line| {
+                line.split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .map(|word| (word, 1u64))
             .reduce_by_key(|a, b| a + b)
             .cache();

@@ -8,7 +8,9 @@ use proptest::prelude::*;
 type Pair = (u8, i32);
 
 fn conf(workers: usize) -> Conf {
-    Conf::new().with("ember.master", &format!("local[{workers}]")).unwrap()
+    Conf::new()
+        .with("ember.master", &format!("local[{workers}]"))
+        .unwrap()
 }
 
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
@@ -81,13 +83,26 @@ fn pair_reference(data: &[Pair], other: &[Pair]) -> PairResults {
         }
     }
     PairResults {
-        reduce: g.iter().map(|(k, vs)| (*k, vs.iter().map(|&v| v as i64).sum())).collect(),
-        fold: g.iter().map(|(k, vs)| (*k, vs.iter().map(|&v| v as i64).sum::<i64>() + 0)).collect(),
-        aggregate: g.iter().map(|(k, vs)| (*k, (vs.iter().map(|&v| v as i64).sum(), vs.len()))).collect(),
+        reduce: g
+            .iter()
+            .map(|(k, vs)| (*k, vs.iter().map(|&v| v as i64).sum()))
+            .collect(),
+        fold: g
+            .iter()
+            .map(|(k, vs)| (*k, vs.iter().map(|&v| v as i64).sum::<i64>()))
+            .collect(),
+        aggregate: g
+            .iter()
+            .map(|(k, vs)| (*k, (vs.iter().map(|&v| v as i64).sum(), vs.len())))
+            .collect(),
         combine: g.iter().map(|(k, vs)| (*k, sorted(vs.clone()))).collect(),
         group: g.iter().map(|(k, vs)| (*k, sorted(vs.clone()))).collect(),
         map_values: sorted(data.iter().map(|&(k, v)| (k, v as i64 * 2)).collect()),
-        flat_map_values: sorted(data.iter().flat_map(|&(k, v)| [(k, v), (k, v + 1)]).collect()),
+        flat_map_values: sorted(
+            data.iter()
+                .flat_map(|&(k, v)| [(k, v), (k, v + 1)])
+                .collect(),
+        ),
         keys: sorted(data.iter().map(|p| p.0).collect()),
         values: sorted(data.iter().map(|p| p.1).collect()),
         join: sorted(join),
@@ -95,7 +110,12 @@ fn pair_reference(data: &[Pair], other: &[Pair]) -> PairResults {
         right: sorted(right),
         full: sorted(full),
         cogroup,
-        subtract: sorted(data.iter().filter(|(k, _)| !h.contains_key(k)).copied().collect()),
+        subtract: sorted(
+            data.iter()
+                .filter(|(k, _)| !h.contains_key(k))
+                .copied()
+                .collect(),
+        ),
         sorted_asc: sorted(data.iter().map(|p| p.0).collect()),
         sorted_desc: {
             let mut v: Vec<u8> = data.iter().map(|p| p.0).collect();
@@ -111,19 +131,45 @@ fn pair_ember(data: Vec<Pair>, other: Vec<Pair>, parts: usize, workers: usize) -
     ember::engine::run(conf(workers), move |ctx| {
         let r = ctx.parallelize(data.clone(), parts).unwrap();
         let o = ctx.parallelize(other.clone(), parts.max(2) - 1).unwrap();
-        let norm_groups = |v: Vec<(u8, Vec<i32>)>| sorted(v.into_iter().map(|(k, vs)| (k, sorted(vs))).collect());
+        let norm_groups =
+            |v: Vec<(u8, Vec<i32>)>| sorted(v.into_iter().map(|(k, vs)| (k, sorted(vs))).collect());
         PairResults {
-            reduce: sorted(r.map_values(|v| v as i64).reduce_by_key(|a, b| a + b).collect().unwrap()),
-            fold: sorted(r.map_values(|v| v as i64).fold_by_key(0, |a, b| a + b).collect().unwrap()),
-            aggregate: sorted(
-                r.aggregate_by_key((0i64, 0usize), |(s, n), v| (s + v as i64, n + 1), |a, b| (a.0 + b.0, a.1 + b.1))
+            reduce: sorted(
+                r.map_values(|v| v as i64)
+                    .reduce_by_key(|a, b| a + b)
                     .collect()
                     .unwrap(),
             ),
-            combine: norm_groups(
-                r.combine_by_key(|v| vec![v], |mut c, v| { c.push(v); c }, |mut a, mut b| { a.append(&mut b); a }, Some(3))
+            fold: sorted(
+                r.map_values(|v| v as i64)
+                    .fold_by_key(0, |a, b| a + b)
                     .collect()
                     .unwrap(),
+            ),
+            aggregate: sorted(
+                r.aggregate_by_key(
+                    (0i64, 0usize),
+                    |(s, n), v| (s + v as i64, n + 1),
+                    |a, b| (a.0 + b.0, a.1 + b.1),
+                )
+                .collect()
+                .unwrap(),
+            ),
+            combine: norm_groups(
+                r.combine_by_key(
+                    |v| vec![v],
+                    |mut c, v| {
+                        c.push(v);
+                        c
+                    },
+                    |mut a, mut b| {
+                        a.append(&mut b);
+                        a
+                    },
+                    Some(3),
+                )
+                .collect()
+                .unwrap(),
             ),
             group: norm_groups(r.group_by_key().collect().unwrap()),
             map_values: sorted(r.map_values(|v| v as i64 * 2).collect().unwrap()),
@@ -135,11 +181,26 @@ fn pair_ember(data: Vec<Pair>, other: Vec<Pair>, parts: usize, workers: usize) -
             right: sorted(r.right_outer_join(&o).collect().unwrap()),
             full: sorted(r.full_outer_join(&o).collect().unwrap()),
             cogroup: sorted(
-                r.cogroup(&o).collect().unwrap().into_iter().map(|(k, (a, b))| (k, (sorted(a), sorted(b)))).collect(),
+                r.cogroup(&o)
+                    .collect()
+                    .unwrap()
+                    .into_iter()
+                    .map(|(k, (a, b))| (k, (sorted(a), sorted(b))))
+                    .collect(),
             ),
             subtract: sorted(r.subtract_by_key(&o).collect().unwrap()),
-            sorted_asc: r.sort_by_key(true, Some(3)).unwrap().keys().collect().unwrap(),
-            sorted_desc: r.sort_by_key(false, None).unwrap().keys().collect().unwrap(),
+            sorted_asc: r
+                .sort_by_key(true, Some(3))
+                .unwrap()
+                .keys()
+                .collect()
+                .unwrap(),
+            sorted_desc: r
+                .sort_by_key(false, None)
+                .unwrap()
+                .keys()
+                .collect()
+                .unwrap(),
             partition_by: sorted(r.partition_by(HashPartitioner::new(5)).collect().unwrap()),
             count_by_key: sorted(r.count_by_key().unwrap().into_iter().collect()),
         }
@@ -187,16 +248,27 @@ fn elem_reference(data: &[i32], parts: usize) -> ElemResults {
         collect: data.to_vec(),
         map: wide.iter().map(|x| x * 3).collect(),
         filter: data.iter().filter(|&&x| x % 2 == 0).copied().collect(),
-        flat_map: data.iter().flat_map(|&x| vec![x; (x.rem_euclid(3)) as usize]).collect(),
+        flat_map: data
+            .iter()
+            .flat_map(|&x| vec![x; (x.rem_euclid(3)) as usize])
+            .collect(),
         map_partitions: data.iter().map(|x| x + 1).collect(),
         with_index_len: parts,
         union: data.iter().chain(data.iter()).copied().collect(),
         distinct: counts.keys().copied().collect(),
-        zip_with_index: data.iter().enumerate().map(|(i, &x)| (x, i as u64)).collect(),
+        zip_with_index: data
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (x, i as u64))
+            .collect(),
         key_by: data.iter().map(|&x| (x > 0, x)).collect(),
         coalesce: sorted(data.to_vec()),
         repartition: sorted(data.to_vec()),
-        cartesian: sorted(data.iter().flat_map(|&a| small.iter().map(move |&b| (a, b))).collect()),
+        cartesian: sorted(
+            data.iter()
+                .flat_map(|&a| small.iter().map(move |&b| (a, b)))
+                .collect(),
+        ),
         count: data.len() as u64,
         reduce: wide.iter().copied().reduce(|a, b| a + b),
         fold: wide.iter().sum(),
@@ -223,13 +295,21 @@ fn elem_reference(data: &[i32], parts: usize) -> ElemResults {
 fn elem_ember(data: Vec<i32>, parts: usize, workers: usize) -> ElemResults {
     ember::engine::run(conf(workers), move |ctx| {
         let r = ctx.parallelize(data.clone(), parts).unwrap();
-        let small = ctx.parallelize(data.iter().take(3).copied().collect(), 2).unwrap();
+        let small = ctx
+            .parallelize(data.iter().take(3).copied().collect(), 2)
+            .unwrap();
         ElemResults {
             collect: r.collect().unwrap(),
             map: r.map(|x| x as i64 * 3).collect().unwrap(),
             filter: r.filter(|x| x % 2 == 0).collect().unwrap(),
-            flat_map: r.flat_map(|x| vec![x; (x.rem_euclid(3)) as usize]).collect().unwrap(),
-            map_partitions: r.map_partitions(|it| Box::new(it.map(|x| x + 1))).collect().unwrap(),
+            flat_map: r
+                .flat_map(|x| vec![x; (x.rem_euclid(3)) as usize])
+                .collect()
+                .unwrap(),
+            map_partitions: r
+                .map_partitions(|it| Box::new(it.map(|x| x + 1)))
+                .collect()
+                .unwrap(),
             with_index_len: r
                 .map_partitions_with_index(|i, _| Box::new(std::iter::once(i)))
                 .collect()
@@ -245,13 +325,24 @@ fn elem_ember(data: Vec<i32>, parts: usize, workers: usize) -> ElemResults {
             count: r.count().unwrap(),
             reduce: r.map(|x| x as i64).reduce(|a, b| a + b).unwrap(),
             fold: r.map(|x| x as i64).fold(0, |a, b| a + b).unwrap(),
-            aggregate: r.aggregate((0i64, 0u64), |(s, n), x| (s + x as i64, n + 1), |a, b| (a.0 + b.0, a.1 + b.1)).unwrap(),
+            aggregate: r
+                .aggregate(
+                    (0i64, 0u64),
+                    |(s, n), x| (s + x as i64, n + 1),
+                    |a, b| (a.0 + b.0, a.1 + b.1),
+                )
+                .unwrap(),
             take: r.take(5).unwrap(),
             first: r.first().unwrap(),
             take_ordered: r.take_ordered(4).unwrap(),
             top: r.top(4).unwrap(),
             count_by_value: sorted(r.count_by_value().unwrap().into_iter().collect()),
-            sort_by: r.sort_by(|x| x.rem_euclid(7), true).unwrap().map(|x| x.rem_euclid(7)).collect().unwrap(),
+            sort_by: r
+                .sort_by(|x| x.rem_euclid(7), true)
+                .unwrap()
+                .map(|x| x.rem_euclid(7))
+                .collect()
+                .unwrap(),
             glom_total: r.glom().collect().unwrap().iter().map(Vec::len).sum(),
         }
     })
@@ -301,8 +392,14 @@ fn sample_is_deterministic_and_near_fraction() {
     .unwrap();
     assert_eq!(a, b, "same seed, same sample");
     assert!((2700..3300).contains(&a.len()), "kept {}", a.len());
-    assert!(a.windows(2).all(|w| w[0] < w[1]), "sampling keeps order and never repeats without replacement");
-    assert!((18_500..21_500).contains(&with_rep), "with replacement kept {with_rep}");
+    assert!(
+        a.windows(2).all(|w| w[0] < w[1]),
+        "sampling keeps order and never repeats without replacement"
+    );
+    assert!(
+        (18_500..21_500).contains(&with_rep),
+        "with replacement kept {with_rep}"
+    );
 }
 
 #[test]

@@ -35,8 +35,8 @@ pub(crate) struct ProcessShared {
     pub blocks: Arc<BlockManager>,
     /// Where `checkpoint()` writes (`set_checkpoint_dir`, or `ember.checkpoint.dir`).
     pub checkpoint_dir: Mutex<Option<std::path::PathBuf>>,
-    /// Broadcast values being handed to this process's workers.
-    pub broadcasts: Mutex<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
+    /// Broadcast values being handed to this process's workers, with how many have taken theirs.
+    pub broadcasts: Mutex<HashMap<usize, (Arc<dyn Any + Send + Sync>, usize)>>,
     /// Worker threads in this process.
     pub threads: usize,
 }
@@ -202,18 +202,20 @@ impl Context {
                 .broadcasts
                 .lock()
                 .expect("broadcast lock")
-                .insert(id, Arc::new(v));
+                .insert(id, (Arc::new(v), 0));
         }
         // A second round guarantees the value is registered before anyone reads it.
         self.round::<()>("broadcast-barrier").finish()?;
         let mut map = self.inner.shared.broadcasts.lock().expect("broadcast lock");
-        let any = map
-            .get(&id)
-            .cloned()
+        let entry = map
+            .get_mut(&id)
             .expect("broadcast registered by this process's first worker");
-        let value = any.downcast::<T>().expect("broadcast id maps to one type");
-        // Each worker holds one clone; when all of this process's workers took theirs, forget it.
-        if Arc::strong_count(&value) == threads + 1 {
+        let value = Arc::clone(&entry.0)
+            .downcast::<T>()
+            .expect("broadcast id maps to one type");
+        // Once every worker of this process took its handle, the registry forgets the value.
+        entry.1 += 1;
+        if entry.1 == threads {
             map.remove(&id);
         }
         Ok(Broadcast::new(id, value))
@@ -246,13 +248,23 @@ impl Context {
     pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         crate::checkpoint::check_writable(dir)?;
-        *self.inner.shared.checkpoint_dir.lock().expect("checkpoint dir lock") = Some(dir.into());
+        *self
+            .inner
+            .shared
+            .checkpoint_dir
+            .lock()
+            .expect("checkpoint dir lock") = Some(dir.into());
         Ok(())
     }
 
     /// The checkpoint directory, if set.
     pub fn checkpoint_dir(&self) -> Option<std::path::PathBuf> {
-        self.inner.shared.checkpoint_dir.lock().expect("checkpoint dir lock").clone()
+        self.inner
+            .shared
+            .checkpoint_dir
+            .lock()
+            .expect("checkpoint dir lock")
+            .clone()
     }
 
     /// The block manager's accounting for this process: persisted RDDs with their levels,
@@ -287,5 +299,60 @@ pub(crate) fn check_partitions(operation: &str, partitions: usize) -> Result<()>
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Conf;
+
+    #[test]
+    fn rounds_deliver_everything_with_three_workers() {
+        for w in [3, 5, 6] {
+            let conf = Conf::new()
+                .with("ember.master", &format!("local[{w}]"))
+                .unwrap();
+            let out = crate::run_all(conf, move |ctx| {
+                let mut counts = Vec::new();
+                for r in 0..20 {
+                    let mut round = ctx.round::<(usize, usize)>("t");
+                    round.send_to_all((ctx.worker_index(), r));
+                    let got = round.finish().unwrap();
+                    counts.push(got.len());
+                }
+                counts
+            })
+            .unwrap();
+            for c in out {
+                assert_eq!(c, vec![w; 20], "w={w}");
+            }
+        }
+    }
+
+    #[test]
+    fn broadcast_reaches_every_worker_with_worker_zeros_value() {
+        for w in 1..=4 {
+            let conf = Conf::new()
+                .with("ember.master", &format!("local[{w}]"))
+                .unwrap();
+            let out = crate::run_all(conf, |ctx| {
+                let b = ctx
+                    .broadcast(vec![ctx.worker_index() as u64 + 7; 3])
+                    .unwrap();
+                let b2 = b.clone();
+                let sum = ctx
+                    .range(0, 30, 1, 6)
+                    .unwrap()
+                    .map(move |i| b2[(i % 3) as usize])
+                    .fold(0, |a, x| a + x);
+                (
+                    b[0],
+                    sum.unwrap(),
+                    ctx.shared().broadcasts.lock().unwrap().len(),
+                )
+            })
+            .unwrap();
+            assert_eq!(out, vec![(7, 210, 0); w], "w={w}");
+        }
     }
 }

@@ -75,7 +75,7 @@ where
     let guards = timely::execute(timely_conf, move |worker| {
         let ctx = Context::new(worker.clone(), conf.clone(), Arc::clone(&shared));
         let index = ctx.worker_index();
-        match catch_unwind(AssertUnwindSafe(|| driver(&ctx))) {
+        let outcome = match catch_unwind(AssertUnwindSafe(|| driver(&ctx))) {
             Ok(r) => Ok(r),
             Err(payload) => {
                 let why = format!(
@@ -86,7 +86,16 @@ where
                 shared.aborted.store(true, Ordering::SeqCst);
                 Err(EngineError::PeerFailed(why))
             }
+        };
+        drop(ctx);
+        if shared.aborted.load(Ordering::SeqCst) {
+            // Rounds a stopped peer never joined cannot complete, and timely would wait for
+            // them forever once this closure returns.
+            for id in worker.installed_dataflows() {
+                worker.drop_dataflow(id);
+            }
         }
+        outcome
     })
     .map_err(EngineError::Startup)?;
     let mut results = Vec::new();

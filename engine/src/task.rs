@@ -58,6 +58,12 @@ pub(crate) fn current_task() -> Option<Rc<TaskContext>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// The attempt number (0 for the first) of the task running on this thread, if any; like
+/// Spark's `TaskContext.attemptNumber`, for code that must behave differently on retries.
+pub fn current_attempt() -> Option<usize> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|t| t.attempt))
+}
+
 /// Whether this thread is inside a task: actions there would deadlock the round protocol.
 pub(crate) fn in_task() -> bool {
     IN_TASK.with(|c| c.get())

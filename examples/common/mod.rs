@@ -15,8 +15,9 @@ pub fn conf_from_args() -> Result<(Conf, Vec<String>)> {
         .with_writer(std::io::stderr)
         .try_init();
     let mut conf = Conf::from_env()?;
-    let (overrides, positional): (Vec<String>, Vec<String>) =
-        std::env::args().skip(1).partition(|a| a.contains('=') && a.starts_with("ember."));
+    let (overrides, positional): (Vec<String>, Vec<String>) = std::env::args()
+        .skip(1)
+        .partition(|a| a.contains('=') && a.starts_with("ember."));
     conf.apply_overrides(overrides.iter().map(String::as_str))?;
     Ok((conf, positional))
 }
@@ -27,7 +28,8 @@ pub fn sample_text(bytes: u64) -> PathBuf {
     let path = std::env::temp_dir().join(format!("ember-sample-{bytes}.txt"));
     if !path.exists() {
         let tmp = path.with_extension("tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).expect("create sample text"));
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(&tmp).expect("create sample text"));
         ember_bench::text::generate(ember_bench::text::DEFAULT_SEED, bytes, &mut out, |_| {})
             .expect("write sample text");
         drop(out);
@@ -42,12 +44,25 @@ pub fn sample_log(lines: usize) -> PathBuf {
     if !Path::new(&path).exists() {
         use std::io::Write;
         let tmp = path.with_extension("tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).expect("create sample log"));
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(&tmp).expect("create sample log"));
         let subsystems = ["php", "mysql", "cache", "auth"];
-        let messages = ["foo timed out", "bar refused connection", "disk full", "foo and bar both failed", "ok"];
+        let messages = [
+            "foo timed out",
+            "bar refused connection",
+            "disk full",
+            "foo and bar both failed",
+            "ok",
+        ];
         for i in 0..lines {
             let h = ember::engine::shuffle::mix64(i as u64);
-            let level = if h % 10 == 0 { "ERROR" } else if h % 10 < 3 { "WARN" } else { "INFO" };
+            let level = if h.is_multiple_of(10) {
+                "ERROR"
+            } else if h % 10 < 3 {
+                "WARN"
+            } else {
+                "INFO"
+            };
             let sub = subsystems[(h >> 8) as usize % subsystems.len()];
             let msg = messages[(h >> 16) as usize % messages.len()];
             writeln!(out, "{level}\t{sub}\t{msg} (request {i})").expect("write sample log");

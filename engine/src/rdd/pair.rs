@@ -474,7 +474,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// The values of `key`.
     pub fn lookup(&self, key: &K) -> Result<Vec<V>> {
         let key = key.clone();
-        Ok(self.filter(move |(k, _)| *k == key).values().collect()?)
+        self.filter(move |(k, _)| *k == key).values().collect()
     }
 }
 

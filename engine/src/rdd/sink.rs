@@ -20,8 +20,10 @@ impl<T: Data + Display> Rdd<T> {
     pub fn save_as_text_file(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref().to_path_buf();
         let ctx = self.context();
-        // Every worker checks, so every worker returns the same error before any job runs.
-        if dir.exists() {
+        // Every worker checks before anyone writes, and all agree on the verdict.
+        let mut check = ctx.round::<bool>("save-check");
+        check.send_to_all(dir.exists());
+        if check.finish()?.into_iter().any(|exists| exists) {
             return Err(EngineError::OutputExists { path: dir });
         }
         let job_tag = format!("job-{}", self.id());
@@ -48,8 +50,7 @@ impl<T: Data + Display> Rdd<T> {
             Ok(())
         });
         // Everyone has published (or failed) before worker 0 marks success or cleans up.
-        let published = ctx.round::<bool>("save-commit");
-        let mut published = published;
+        let mut published = ctx.round::<bool>("save-commit");
         published.send_to_all(outcome.is_ok());
         let all_ok = published.finish()?.into_iter().all(|ok| ok);
         if ctx.worker_index() == 0 {
