@@ -127,3 +127,62 @@ fn configuration_round_trips_through_json() {
         "dense on 3-D input needs a flatten"
     );
 }
+
+#[test]
+fn flat_buffers_have_contiguous_per_layer_views() {
+    let mut net = Network::new(
+        NetworkConfig::builder(&[1, 8, 8])
+            .conv2d(3, 3, 1, Activation::Relu)
+            .batch_norm()
+            .max_pool(2, 2)
+            .flatten()
+            .dense(4, Activation::Identity)
+            .seed(2)
+            .config(),
+    )
+    .unwrap();
+    // Parameter tensors tile the flat buffer in order, without gaps; layers own contiguous ranges.
+    let mut end = 0;
+    for t in net
+        .tensors()
+        .iter()
+        .filter(|t| t.kind == ember_ml::nn::TensorKind::Param)
+    {
+        assert_eq!(t.range.start, end, "{}", t.name);
+        assert_eq!(t.range.len(), t.shape.iter().product::<usize>());
+        let layer = net.layer_param_range(t.layer);
+        assert!(layer.start <= t.range.start && t.range.end <= layer.end);
+        end = t.range.end;
+    }
+    assert_eq!(end, net.num_params());
+    assert_eq!(
+        net.layer_params(2),
+        &[] as &[f32],
+        "pooling has no parameters"
+    );
+    assert_eq!(net.layer_params(4).len(), 4 * 48 + 4);
+    // Writing through the flat buffer changes what a layer sees, and the output.
+    let x = ndarray::ArrayD::from_elem(ndarray::IxDyn(&[2, 1, 8, 8]), 0.5f32);
+    let before = net.predict(x.view()).unwrap();
+    let mut p = net.params().to_vec();
+    let r = net.layer_param_range(4);
+    p[r.end - 1] += 1.0; // the last bias
+    net.set_params(&p).unwrap();
+    let after = net.predict(x.view()).unwrap();
+    assert!((after[[0, 3]] - before[[0, 3]] - 1.0).abs() < 1e-6);
+    assert_eq!(after[[0, 0]], before[[0, 0]]);
+    assert!(net.set_params(&p[1..]).is_err());
+    // Optimizer state uses the same ranges per slot.
+    let y = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 4]), |i| f32::from(i[1] == 0));
+    let mut opt =
+        Optimizer::new(OptimizerConfig::new(Method::adam(), 0.01), net.num_params()).unwrap();
+    net.fit_batch(x.view(), y.view(), &mut opt).unwrap();
+    let g = net.layer_gradients(4).to_vec();
+    let m = opt.state_view(0, r.clone());
+    for (m, g) in m.iter().zip(&g) {
+        assert!(
+            (m - 0.1 * g).abs() <= 1e-6 * g.abs().max(1.0),
+            "first Adam moment {m} is not 0.1 * gradient {g}"
+        );
+    }
+}

@@ -206,6 +206,29 @@ impl Network {
         self.param_ranges[i].clone()
     }
 
+    /// Layer `i`'s parameters: a view into [`Network::params`].
+    pub fn layer_params(&self, i: usize) -> &[f32] {
+        &self.params[self.param_ranges[i].clone()]
+    }
+
+    /// Layer `i`'s gradients: a view into [`Network::gradients`].
+    pub fn layer_gradients(&self, i: usize) -> &[f32] {
+        &self.grads[self.param_ranges[i].clone()]
+    }
+
+    /// Replaces all parameters (e.g. with an average over workers); the length must match.
+    pub fn set_params(&mut self, values: &[f32]) -> Result<()> {
+        if values.len() != self.params.len() {
+            return Err(MlError::Shape(format!(
+                "network has {} parameters, got {}",
+                self.params.len(),
+                values.len()
+            )));
+        }
+        self.params.copy_from_slice(values);
+        Ok(())
+    }
+
     /// Number of layers.
     pub fn num_layers(&self) -> usize {
         self.layers.len()
