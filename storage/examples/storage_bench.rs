@@ -56,12 +56,14 @@ fn best<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     best.expect("n > 0")
 }
 
-fn gen_text(path: &Path, mb: u64) {
+/// Log-like lines; every `utf8_every`-th line carries non-ASCII words, the others are ASCII.
+fn gen_text(path: &Path, mb: u64, utf8_every: u64) {
     if path.metadata().is_ok_and(|m| m.len() >= mb << 20) {
         return;
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let words = ["error", "warn", "info", "request", "GET", "/api/v1/items", "200", "latency_ms=", "user", "é→"];
+    let words = ["error", "warn", "info", "request", "GET", "/api/v1/items", "200", "latency_ms=", "user", "naïve"];
+    let utf8 = ["é→", "Zürich", "東京"];
     let mut x: u64 = 42;
     let mut written = 0u64;
     let mut i = 0u64;
@@ -69,7 +71,8 @@ fn gen_text(path: &Path, mb: u64) {
         let mut line = format!("{i:010} ");
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         for k in 0..(4 + (x >> 60)) {
-            line.push_str(words[((x >> (k * 4)) % words.len() as u64) as usize]);
+            let w = words[((x >> (k * 4)) % words.len() as u64) as usize];
+            line.push_str(if w == "naïve" { if i % utf8_every == 0 { utf8[(k % 3) as usize] } else { "plain" } } else { w });
             line.push(' ');
         }
         line.push('\n');
@@ -79,9 +82,10 @@ fn gen_text(path: &Path, mb: u64) {
     }
 }
 
-fn bench_text(dir: &Path, mb: u64) {
-    let path = dir.join("text.txt");
-    gen_text(&path, mb);
+fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64) {
+    let path = dir.join(name);
+    gen_text(&path, mb, utf8_every);
+    println!("text: {name}: non-ASCII words in 1 of every {utf8_every} lines");
     let len = path.metadata().unwrap().len();
     let url = path.to_str().unwrap();
     let cfg = StorageConfig::new();
@@ -111,6 +115,19 @@ fn bench_text(dir: &Path, mb: u64) {
         }
         (lines, bytes)
     });
+    let (t_each, each) = best(3, || {
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        for s in &splits {
+            let mut r = LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap();
+            r.for_each_line(|l| {
+                lines += 1;
+                bytes += l.len() as u64;
+            })
+            .unwrap();
+        }
+        (lines, bytes)
+    });
+    assert_eq!(each, (lines, bytes));
     let (t_owned, owned) = best(3, || {
         let mut lines = 0u64;
         for s in &splits {
@@ -125,6 +142,11 @@ fn bench_text(dir: &Path, mb: u64) {
     assert_eq!(owned, lines);
     println!("text: file {:.0} MB, {} splits, {lines} lines ({bytes} bytes of text)", len as f64 / 1e6, splits.len());
     println!("text: raw read (1 MiB reads, page cache)      {:8.0} MB/s", mbps(len, t_raw));
+    println!(
+        "text: LineReader::for_each_line (&str)       {:8.0} MB/s  = {:.0}% of raw",
+        mbps(len, t_each),
+        100.0 * t_raw.as_secs_f64() / t_each.as_secs_f64()
+    );
     println!(
         "text: LineReader::next_line (borrowed &str)  {:8.0} MB/s  = {:.0}% of raw",
         mbps(len, t_lines),
@@ -288,7 +310,7 @@ fn bench_s3(dir: &Path, mb: u64) {
         .with("ember.s3.accessKey", "bench")
         .with("ember.s3.secretKey", "benchsecret")
         .with("ember.s3.region", "us-east-1");
-    let text = dir.join("text.txt");
+    let text = dir.join("log-ascii.txt");
     let mut data = std::fs::read(&text).unwrap();
     data.truncate((mb << 20) as usize);
     let len = data.len() as u64;
@@ -357,7 +379,8 @@ fn main() {
     let dir = dir_arg();
     std::fs::create_dir_all(&dir).unwrap();
     println!("storage bench in {} ({} cores)", dir.display(), std::thread::available_parallelism().map_or(0, |n| n.get()));
-    bench_text(&dir, arg("--text-mb", 512));
+    bench_text(&dir, "log-ascii.txt", arg("--text-mb", 512), 16);
+    bench_text(&dir, "log-utf8.txt", arg("--text-mb", 512) / 2, 1);
     bench_parquet(&dir, arg("--parquet-rows", 10_000_000) as usize);
     bench_s3(&dir, arg("--s3-mb", 256));
 }

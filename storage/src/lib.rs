@@ -6,8 +6,33 @@
 //! The API is synchronous: the engine's workers are plain threads, and object-store I/O runs on a
 //! small tokio runtime owned by this crate ([`runtime::block_on`]).
 //!
-//! Configuration keys are listed in [`config`]; commit protocol and reader rules in [`sink`] and
-//! [`listing`].
+//! # For the engine
+//!
+//! Configuration: [`StorageConfig::from_map`] takes the `ember.*` keys of the engine's map (keys in
+//! [`config`]). Every function below takes it.
+//!
+//! Sources (plan on the driver, read a partition on a worker; plans are `serde` values):
+//! - `text_file(url)`: [`text_splits`]`(url, min_partitions)` → `Vec<`[`Split`]`>`; a partition is
+//!   [`LineReader::open`]`(&split, ..)`, an iterator of `Result<String>` (or `next_line()` for
+//!   borrowed `&str`). `whole_text_files`: [`list_inputs`] + [`read_whole_text`] per file.
+//! - `csv(url)`: [`list_inputs`] (one partition per file), schema from [`infer_csv_schema`] on the
+//!   first file or given in [`CsvOptions`]; a partition is [`CsvReader::open`].
+//! - `json_lines(url)`: [`text_splits`]; schema from [`infer_json_schema`]`(&splits[0])`; a
+//!   partition is [`JsonLinesReader::open`].
+//! - `parquet(url)`: [`parquet_splits`]`(url, &`[`ParquetScan`]`)` → [`ParquetPlan`] (one split per
+//!   surviving row group, projected schema); a partition is [`read_parquet_split`].
+//! - `arrow(url)`: [`ipc_splits`]; a partition is [`read_ipc_split`].
+//! - Typed rows: [`formats::rows`] (`serde_arrow`).
+//! - Locality: `hosts` on every split (empty where the store does not say).
+//!
+//! Sinks (`save_as_*`): on the coordinator [`JobCommitter::new`]`(dest, job_id, mode)` +
+//! [`JobCommitter::setup_job`]; in each task `committer.task(partition, attempt)` →
+//! [`TaskAttempt`]`::{text_writer, parquet_writer, ipc_writer, json_lines_writer}` → `finish()` →
+//! `attempt.commit()` = [`TaskCommit`] (serde) sent to the coordinator; then
+//! [`JobCommitter::commit_job`]`(&commits)` (one per partition), or [`JobCommitter::abort_job`]
+//! when the job fails. Protocol in [`sink`], reader rules in [`listing`].
+//!
+//! Errors: one enum, [`StorageError`], naming the URL wherever there is one.
 
 pub mod compression;
 pub mod config;

@@ -11,7 +11,13 @@ use ember_storage::{
 };
 
 fn read_split(split: &Split, cfg: &StorageConfig) -> Vec<String> {
-    LineReader::open(split, cfg, Utf8Mode::Strict).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+    let lines = LineReader::open(split, cfg, Utf8Mode::Strict).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    // The bulk path must agree with the iterator.
+    let mut bulk = Vec::new();
+    let n = LineReader::open(split, cfg, Utf8Mode::Strict).unwrap().for_each_line(|l| bulk.push(l.to_string())).unwrap();
+    assert_eq!(bulk, lines, "for_each_line differs from the iterator on {split:?}");
+    assert_eq!(n as usize, lines.len());
+    lines
 }
 
 fn reference_lines(text: &str) -> Vec<String> {
@@ -35,7 +41,8 @@ fn splits_yield_every_line_exactly_once_for_many_split_sizes() {
         let got: Vec<String> = splits.iter().flat_map(|s| read_split(s, &cfg)).collect();
         assert_eq!(got, reference_lines(&small), "split size {split_bytes}");
     }
-    for split_bytes in [64u64, 100, 1000, 4096, 65_536, 10_000_000] {
+    let sizes = [64u64, 100, 1000, 4096, 65_536, 10_000_000];
+    for split_bytes in sizes {
         let cfg = StorageConfig::new().with("ember.storage.maxSplitBytes", split_bytes.to_string());
         // min_partitions = 1: maxSplitBytes decides the split size.
         let splits = text_splits(path.to_str().unwrap(), 1, &cfg).unwrap();
@@ -152,6 +159,11 @@ fn invalid_utf8_names_url_and_offset_or_is_replaced_in_lossy_mode() {
     let lossy: Vec<String> =
         LineReader::open(&split, &cfg, Utf8Mode::Lossy).unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(lossy, vec!["good line", "second ok", "bad \u{FFFD}\u{FFFD} here", "after"]);
+    let mut bulk = Vec::new();
+    LineReader::open(&split, &cfg, Utf8Mode::Lossy).unwrap().for_each_line(|l| bulk.push(l.to_string())).unwrap();
+    assert_eq!(bulk, lossy);
+    let strict = LineReader::open(&split, &cfg, Utf8Mode::Strict).unwrap().for_each_line(|_| {});
+    assert!(matches!(strict, Err(StorageError::InvalidUtf8 { offset: 24, .. })), "{strict:?}");
     // A split that ends before the bad line never sees it.
     bytes.truncate(0);
     let first = Split { url: split.url.clone(), start: 0, end: 5, len: split.len, hosts: vec![] };
