@@ -198,23 +198,25 @@ impl<K: Key, V: Data, C: Data> ShuffleDependency<K, V, C> {
                 }
             }
             MapSide::Combine(agg) => {
-                let mut maps: Vec<FxHashMap<K, Option<C>>> =
-                    (0..reduces).map(|_| FxHashMap::default()).collect();
+                // One map for the whole partition: the partitioner runs once per distinct key
+                // when the combined records are bucketed, not once per record.
+                let mut map: FxHashMap<K, Option<C>> = FxHashMap::default();
                 for (k, v) in records {
-                    let r = self.partitioner.partition(&k);
-                    combine_into(&mut maps[r], k, v, &*agg.create, &*agg.merge_value);
+                    combine_into(&mut map, k, v, &*agg.create, &*agg.merge_value);
                 }
                 if tc.failed() {
                     return;
                 }
-                for (r, map) in maps.into_iter().enumerate() {
-                    let mut buffer = Vec::with_capacity(map.len().min(batch));
-                    for kc in combined(map) {
-                        buffer.push(kc);
-                        if buffer.len() >= batch {
-                            send(r, std::mem::take(&mut buffer));
-                        }
+                let mut buffers: Vec<Vec<(K, C)>> = (0..reduces).map(|_| Vec::new()).collect();
+                for (k, c) in combined(map) {
+                    let r = self.partitioner.partition(&k);
+                    let buffer = &mut buffers[r];
+                    buffer.push((k, c));
+                    if buffer.len() >= batch {
+                        send(r, std::mem::take(buffer));
                     }
+                }
+                for (r, buffer) in buffers.into_iter().enumerate() {
                     if !buffer.is_empty() {
                         send(r, buffer);
                     }
