@@ -19,14 +19,18 @@ use arrow_schema::{DataType, Field, Schema};
 use ember_storage::reader::ObjectReader;
 use ember_storage::sink::ParquetPartWriter;
 use ember_storage::{
-    parquet_splits, read_parquet_split, text_splits, LineReader, Location, ObjectWriter, ParquetScan, StorageConfig,
-    Utf8Mode,
+    parquet_splits, read_parquet_split, text_splits, LineReader, Location, ObjectWriter,
+    ParquetScan, StorageConfig, Utf8Mode,
 };
 use object_store::ObjectStoreExt;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn dir_arg() -> PathBuf {
@@ -62,17 +66,38 @@ fn gen_text(path: &Path, mb: u64, utf8_every: u64) {
         return;
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let words = ["error", "warn", "info", "request", "GET", "/api/v1/items", "200", "latency_ms=", "user", "naïve"];
+    let words = [
+        "error",
+        "warn",
+        "info",
+        "request",
+        "GET",
+        "/api/v1/items",
+        "200",
+        "latency_ms=",
+        "user",
+        "naïve",
+    ];
     let utf8 = ["é→", "Zürich", "東京"];
     let mut x: u64 = 42;
     let mut written = 0u64;
     let mut i = 0u64;
     while written < mb << 20 {
         let mut line = format!("{i:010} ");
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         for k in 0..(4 + (x >> 60)) {
             let w = words[((x >> (k * 4)) % words.len() as u64) as usize];
-            line.push_str(if w == "naïve" { if i % utf8_every == 0 { utf8[(k % 3) as usize] } else { "plain" } } else { w });
+            line.push_str(if w == "naïve" {
+                if i.is_multiple_of(utf8_every) {
+                    utf8[(k % 3) as usize]
+                } else {
+                    "plain"
+                }
+            } else {
+                w
+            });
             line.push(' ');
         }
         line.push('\n');
@@ -140,8 +165,15 @@ fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64) {
     });
     assert_eq!(n_raw, len);
     assert_eq!(owned, lines);
-    println!("text: file {:.0} MB, {} splits, {lines} lines ({bytes} bytes of text)", len as f64 / 1e6, splits.len());
-    println!("text: raw read (1 MiB reads, page cache)      {:8.0} MB/s", mbps(len, t_raw));
+    println!(
+        "text: file {:.0} MB, {} splits, {lines} lines ({bytes} bytes of text)",
+        len as f64 / 1e6,
+        splits.len()
+    );
+    println!(
+        "text: raw read (1 MiB reads, page cache)      {:8.0} MB/s",
+        mbps(len, t_raw)
+    );
     println!(
         "text: LineReader::for_each_line (&str)       {:8.0} MB/s  = {:.0}% of raw",
         mbps(len, t_each),
@@ -177,7 +209,12 @@ fn gen_parquet(path: &Path, rows: usize) {
         .set_compression(parquet::basic::Compression::SNAPPY)
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
-    let mut w = ParquetPartWriter::with_properties(ObjectWriter::create(&loc, &cfg).unwrap(), schema.clone(), props).unwrap();
+    let mut w = ParquetPartWriter::with_properties(
+        ObjectWriter::create(&loc, &cfg).unwrap(),
+        schema.clone(),
+        props,
+    )
+    .unwrap();
     let batch = 1 << 16;
     let mut start = 0usize;
     while start < rows {
@@ -187,11 +224,21 @@ fn gen_parquet(path: &Path, rows: usize) {
             schema.clone(),
             vec![
                 Arc::new(Int64Array::from_iter_values(ids.clone())),
-                Arc::new(Float64Array::from_iter_values(ids.clone().map(|i| (i as f64 * 0.37).sin()))),
-                Arc::new(Float64Array::from_iter_values(ids.clone().map(|i| (i % 1000) as f64))),
-                Arc::new(Int32Array::from_iter_values(ids.clone().map(|i| (i % 97) as i32))),
-                Arc::new(StringArray::from_iter_values(ids.clone().map(|i| format!("name-{}", i % 5000)))),
-                Arc::new(Int64Array::from_iter_values(ids.map(|i| i.wrapping_mul(2654435761) % 1_000_003))),
+                Arc::new(Float64Array::from_iter_values(
+                    ids.clone().map(|i| (i as f64 * 0.37).sin()),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    ids.clone().map(|i| (i % 1000) as f64),
+                )),
+                Arc::new(Int32Array::from_iter_values(
+                    ids.clone().map(|i| (i % 97) as i32),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    ids.clone().map(|i| format!("name-{}", i % 5000)),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    ids.map(|i| i.wrapping_mul(2654435761) % 1_000_003),
+                )),
             ],
         )
         .unwrap();
@@ -207,7 +254,10 @@ fn bench_parquet(dir: &Path, rows: usize) {
     let url = path.to_str().unwrap().to_string();
     let cfg = StorageConfig::new();
     let columns = ["id", "x", "name"];
-    let scan = ParquetScan { projection: Some(columns.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    let scan = ParquetScan {
+        projection: Some(columns.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
     let plan = parquet_splits(&url, &scan, &cfg).unwrap();
     let workers = 2;
     let (t, total_rows) = best(3, || {
@@ -219,7 +269,9 @@ fn bench_parquet(dir: &Path, rows: usize) {
                         let mut rows = 0usize;
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(split) = plan.splits.get(i) else { break rows };
+                            let Some(split) = plan.splits.get(i) else {
+                                break rows;
+                            };
                             for b in read_parquet_split(split, &scan, &cfg).unwrap() {
                                 let b = b.unwrap();
                                 rows += b.num_rows();
@@ -229,7 +281,10 @@ fn bench_parquet(dir: &Path, rows: usize) {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum::<usize>()
         })
     });
     assert_eq!(total_rows, rows);
@@ -240,7 +295,11 @@ fn bench_parquet(dir: &Path, rows: usize) {
         plan.splits.len(),
         columns
     );
-    println!("parquet: ember scan, {workers} workers             {:8.3} s  ({:.1} M rows/s)", t.as_secs_f64(), rows as f64 / t.as_secs_f64() / 1e6);
+    println!(
+        "parquet: ember scan, {workers} workers             {:8.3} s  ({:.1} M rows/s)",
+        t.as_secs_f64(),
+        rows as f64 / t.as_secs_f64() / 1e6
+    );
     match std::env::var("EMBER_BENCH_PYTHON") {
         Ok(py) => {
             let script = format!(
@@ -270,7 +329,9 @@ fn find_s3s_fs() -> Option<PathBuf> {
     }
     let tools = std::env::var("EMBER_TOOLS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember-tools"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember-tools")
+        });
     let p = tools.join("bin/s3s-fs");
     p.is_file().then_some(p)
 }
@@ -292,10 +353,23 @@ fn bench_s3(dir: &Path, mb: u64) {
     let root = dir.join("s3root");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("bench")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let _server = Server(
         Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "bench", "--secret-key", "benchsecret"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                "bench",
+                "--secret-key",
+                "benchsecret",
+            ])
             .arg(&root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -337,7 +411,9 @@ fn bench_s3(dir: &Path, mb: u64) {
     let (t_single, n_single) = best(3, || {
         let store = loc.store().clone();
         let path = loc.path().clone();
-        ember_storage::runtime::block_on(async move { store.get(&path).await.unwrap().bytes().await.unwrap().len() as u64 })
+        ember_storage::runtime::block_on(async move {
+            store.get(&path).await.unwrap().bytes().await.unwrap().len() as u64
+        })
     });
     let (t_ours, n_ours) = best(3, || {
         let mut r = ObjectReader::open_whole(&loc, &cfg).unwrap();
@@ -363,22 +439,39 @@ fn bench_s3(dir: &Path, mb: u64) {
         lines
     });
     assert_eq!((n_plain, n_single, n_ours), (len, len, len));
-    println!("s3: object {:.0} MB on s3s-fs at 127.0.0.1, readChunk {} MiB", len as f64 / 1e6, chunk >> 20);
-    println!("s3: plain object_store get_range loop       {:8.0} MB/s", mbps(len, t_plain));
-    println!("s3: plain object_store single GET           {:8.0} MB/s", mbps(len, t_single));
+    println!(
+        "s3: object {:.0} MB on s3s-fs at 127.0.0.1, readChunk {} MiB",
+        len as f64 / 1e6,
+        chunk >> 20
+    );
+    println!(
+        "s3: plain object_store get_range loop       {:8.0} MB/s",
+        mbps(len, t_plain)
+    );
+    println!(
+        "s3: plain object_store single GET           {:8.0} MB/s",
+        mbps(len, t_single)
+    );
     println!(
         "s3: ember ObjectReader (read-ahead {})       {:8.0} MB/s  = {:.0}% of the GET loop",
         cfg.read_ahead().unwrap(),
         mbps(len, t_ours),
         100.0 * t_plain.as_secs_f64() / t_ours.as_secs_f64()
     );
-    println!("s3: ember text splits -> lines              {:8.0} MB/s", mbps(len, t_lines));
+    println!(
+        "s3: ember text splits -> lines              {:8.0} MB/s",
+        mbps(len, t_lines)
+    );
 }
 
 fn main() {
     let dir = dir_arg();
     std::fs::create_dir_all(&dir).unwrap();
-    println!("storage bench in {} ({} cores)", dir.display(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "storage bench in {} ({} cores)",
+        dir.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     bench_text(&dir, "log-ascii.txt", arg("--text-mb", 512), 16);
     bench_text(&dir, "log-utf8.txt", arg("--text-mb", 512) / 2, 1);
     bench_parquet(&dir, arg("--parquet-rows", 10_000_000) as usize);

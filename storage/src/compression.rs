@@ -29,7 +29,10 @@ impl Codec {
             "gz" | "gzip" => Ok(Codec::Gzip),
             "lz4" => Ok(Codec::Lz4),
             "bz2" | "zst" | "zstd" | "xz" | "snappy" | "deflate" | "br" => {
-                Err(StorageError::UnsupportedCompression { url: url.to_string(), codec: ext.to_string() })
+                Err(StorageError::UnsupportedCompression {
+                    url: url.to_string(),
+                    codec: ext.to_string(),
+                })
             }
             _ => Ok(Codec::None),
         }
@@ -89,5 +92,10 @@ pub fn open_decoded(loc: &Location, config: &StorageConfig) -> Result<DecodingRe
         Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
         Codec::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(buffered)),
     };
-    Ok(DecodingReader { inner, url: loc.url().to_string(), codec, produced: 0 })
+    Ok(DecodingReader {
+        inner,
+        url: loc.url().to_string(),
+        codec,
+        produced: 0,
+    })
 }

@@ -98,7 +98,10 @@ impl StorageConfig {
     }
 
     /// All options whose key starts with `prefix`, with the prefix removed.
-    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.options
             .iter()
             .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v.as_str())))
@@ -110,7 +113,11 @@ impl StorageConfig {
         } else {
             self.get(key).unwrap_or_default().to_string()
         };
-        StorageError::InvalidConfig { key: key.to_string(), value, reason: reason.to_string() }
+        StorageError::InvalidConfig {
+            key: key.to_string(),
+            value,
+            reason: reason.to_string(),
+        }
     }
 
     /// A boolean option (`true`/`false`/`1`/`0`/`yes`/`no`).
@@ -127,45 +134,63 @@ impl StorageConfig {
 
     /// A duration option: `250ms`, `5s`, `2m`; a bare number is milliseconds.
     pub fn get_duration(&self, key: &str, default: Duration) -> Result<Duration> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        parse_duration(v).ok_or_else(|| self.invalid(key, "expected a duration like 500ms, 5s or 2m"))
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
+        parse_duration(v)
+            .ok_or_else(|| self.invalid(key, "expected a duration like 500ms, 5s or 2m"))
     }
 
     /// A byte-size option: `65536`, `64k`, `8m`, `1g`.
     pub fn get_bytes(&self, key: &str, default: u64) -> Result<u64> {
-        let Some(v) = self.get(key) else { return Ok(default) };
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
         parse_size(v).ok_or_else(|| self.invalid(key, "expected a size like 65536, 64k, 8m or 1g"))
     }
 
     /// An unsigned integer option.
     pub fn get_usize(&self, key: &str, default: usize) -> Result<usize> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        v.trim().parse().map_err(|_| self.invalid(key, "expected a non-negative integer"))
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
+        v.trim()
+            .parse()
+            .map_err(|_| self.invalid(key, "expected a non-negative integer"))
     }
 
     /// The retry policy for object-store requests.
     pub fn retry_config(&self) -> Result<RetryConfig> {
         Ok(RetryConfig {
             backoff: BackoffConfig {
-                init_backoff: self.get_duration("ember.storage.backoffInitial", Duration::from_millis(100))?,
-                max_backoff: self.get_duration("ember.storage.backoffMax", Duration::from_secs(5))?,
+                init_backoff: self
+                    .get_duration("ember.storage.backoffInitial", Duration::from_millis(100))?,
+                max_backoff: self
+                    .get_duration("ember.storage.backoffMax", Duration::from_secs(5))?,
                 base: 2.0,
             },
             max_retries: self.get_usize("ember.storage.maxRetries", 5)?,
-            retry_timeout: self.get_duration("ember.storage.retryTimeout", Duration::from_secs(60))?,
+            retry_timeout: self
+                .get_duration("ember.storage.retryTimeout", Duration::from_secs(60))?,
         })
     }
 
     /// HTTP client options (timeouts) for cloud stores.
     pub fn client_options(&self) -> Result<ClientOptions> {
         Ok(ClientOptions::new()
-            .with_timeout(self.get_duration("ember.storage.requestTimeout", Duration::from_secs(60))?)
-            .with_connect_timeout(self.get_duration("ember.storage.connectTimeout", Duration::from_secs(5))?))
+            .with_timeout(
+                self.get_duration("ember.storage.requestTimeout", Duration::from_secs(60))?,
+            )
+            .with_connect_timeout(
+                self.get_duration("ember.storage.connectTimeout", Duration::from_secs(5))?,
+            ))
     }
 
     /// Bytes fetched per ranged GET when streaming an object.
     pub fn read_chunk(&self) -> Result<u64> {
-        Ok(self.get_bytes("ember.storage.readChunk", 8 << 20)?.max(4096))
+        Ok(self
+            .get_bytes("ember.storage.readChunk", 8 << 20)?
+            .max(4096))
     }
 
     /// Ranged GETs kept in flight ahead of a streaming reader.
@@ -175,12 +200,16 @@ impl StorageConfig {
 
     /// Largest text split in bytes.
     pub fn max_split_bytes(&self) -> Result<u64> {
-        Ok(self.get_bytes("ember.storage.maxSplitBytes", 64 << 20)?.max(1))
+        Ok(self
+            .get_bytes("ember.storage.maxSplitBytes", 64 << 20)?
+            .max(1))
     }
 
     /// Multipart upload part size (at least 5 MiB, S3's minimum).
     pub fn write_part_size(&self) -> Result<usize> {
-        Ok(self.get_bytes("ember.storage.writePartSize", 8 << 20)?.max(5 << 20) as usize)
+        Ok(self
+            .get_bytes("ember.storage.writePartSize", 8 << 20)?
+            .max(5 << 20) as usize)
     }
 }
 
@@ -239,13 +268,30 @@ mod tests {
             .with("ember.s3.accessKey", "AKIDEXAMPLE")
             .with("ember.s3.endpoint", "http://127.0.0.1:9000");
         let dbg = format!("{cfg:?}");
-        assert!(!dbg.contains("s3cr3t-value") && !dbg.contains("AKIDEXAMPLE"), "{dbg}");
+        assert!(
+            !dbg.contains("s3cr3t-value") && !dbg.contains("AKIDEXAMPLE"),
+            "{dbg}"
+        );
         assert!(dbg.contains("http://127.0.0.1:9000"));
         let bad = cfg.clone().with("ember.s3.secretKey.pathStyle", "maybe");
-        let err = bad.get_bool("ember.s3.secretKey.pathStyle").unwrap_err().to_string();
-        assert!(err.contains("<redacted>") && !err.contains("maybe"), "{err}");
-        let err = cfg.clone().with("ember.storage.maxRetries", "lots").retry_config().unwrap_err().to_string();
-        assert!(err.contains("ember.storage.maxRetries") && err.contains("lots"), "{err}");
+        let err = bad
+            .get_bool("ember.s3.secretKey.pathStyle")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("<redacted>") && !err.contains("maybe"),
+            "{err}"
+        );
+        let err = cfg
+            .clone()
+            .with("ember.storage.maxRetries", "lots")
+            .retry_config()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ember.storage.maxRetries") && err.contains("lots"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -102,7 +102,9 @@ pub enum StorageError {
         offset: u64,
     },
     /// A compressed stream is corrupt or truncated.
-    #[error("corrupt or truncated {codec} data in {url} (after {offset} decompressed bytes): {source}")]
+    #[error(
+        "corrupt or truncated {codec} data in {url} (after {offset} decompressed bytes): {source}"
+    )]
     Decompress {
         /// The URL.
         url: String,
@@ -212,7 +214,9 @@ impl StorageError {
         match source {
             object_store::Error::NotFound { .. } => StorageError::NotFound { url, source },
             object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => StorageError::AccessDenied { url, source },
+            | object_store::Error::Unauthenticated { .. } => {
+                StorageError::AccessDenied { url, source }
+            }
             other => {
                 // S3 reports a missing bucket and bad keys in the body; classify by message too.
                 let text = other.to_string();
@@ -247,7 +251,10 @@ impl StorageError {
             let inner = err.into_inner().expect("checked above");
             *inner.downcast::<StorageError>().expect("checked above")
         } else {
-            StorageError::Io { url: url.to_string(), source: err }
+            StorageError::Io {
+                url: url.to_string(),
+                source: err,
+            }
         }
     }
 

@@ -9,11 +9,15 @@ pub fn has_glob(s: &str) -> bool {
 /// Whether `pattern` matches all of `text`.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     // Expand braces first (small patterns: the product stays small).
-    expand_braces(pattern).iter().any(|p| match_simple(p.as_bytes(), text.as_bytes()))
+    expand_braces(pattern)
+        .iter()
+        .any(|p| match_simple(p.as_bytes(), text.as_bytes()))
 }
 
 fn expand_braces(pattern: &str) -> Vec<String> {
-    let Some(open) = pattern.find('{') else { return vec![pattern.to_string()] };
+    let Some(open) = pattern.find('{') else {
+        return vec![pattern.to_string()];
+    };
     let bytes = pattern.as_bytes();
     let mut depth = 0;
     let mut close = None;
@@ -32,7 +36,9 @@ fn expand_braces(pattern: &str) -> Vec<String> {
             _ => {}
         }
     }
-    let Some(close) = close else { return vec![pattern.to_string()] };
+    let Some(close) = close else {
+        return vec![pattern.to_string()];
+    };
     let (head, tail) = (&pattern[..open], &pattern[close + 1..]);
     let mut bounds = vec![open];
     bounds.extend(commas);

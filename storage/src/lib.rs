@@ -51,18 +51,18 @@ pub mod split;
 pub use compression::Codec;
 pub use config::StorageConfig;
 pub use error::{Result, StorageError};
-pub use lines::{read_whole_text, whole_text_files, LineReader, Utf8Mode};
-pub use listing::{list_inputs, Manifest};
-pub use location::{Location, StoreKind};
-pub use ops::ObjectInfo;
 pub use formats::csv::{infer_csv_schema, CsvOptions, CsvReader};
 pub use formats::ipc::{ipc_splits, read_ipc_split, IpcBatchReader, IpcSplit};
 pub use formats::json::{infer_json_schema, JsonLinesReader, JsonOptions};
 pub use formats::parquet::{
-    parquet_splits, read_parquet_split, CmpOp, ParquetBatchReader, ParquetPlan, ParquetScan, ParquetSplit, Predicate,
-    Scalar,
+    parquet_splits, read_parquet_split, CmpOp, ParquetBatchReader, ParquetPlan, ParquetScan,
+    ParquetSplit, Predicate, Scalar,
 };
 pub use formats::ParseMode;
+pub use lines::{read_whole_text, whole_text_files, LineReader, Utf8Mode};
+pub use listing::{list_inputs, Manifest};
+pub use location::{Location, StoreKind};
+pub use ops::ObjectInfo;
 pub use sink::{JobCommitter, ObjectWriter, SaveMode, TaskAttempt, TaskCommit};
 pub use split::{plan_splits, text_splits, Split};
 

@@ -53,20 +53,30 @@ fn newline_mask(bytes: &[u8], start: usize) -> u64 {
     if let Some(chunk) = bytes.get(start..start + 64) {
         #[cfg(target_arch = "x86_64")]
         {
-            use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+            use std::arch::x86_64::{
+                __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+            };
             // SAFETY: SSE2 is part of the x86_64 baseline; the four unaligned 16-byte loads stay
             // inside `chunk`, which is 64 bytes long.
             unsafe {
                 let nl = _mm_set1_epi8(b'\n' as i8);
                 let p = chunk.as_ptr() as *const __m128i;
-                let m = |k: usize| _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(k)), nl)) as u16 as u64;
+                let m = |k: usize| {
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(k)), nl)) as u16 as u64
+                };
                 return m(0) | (m(1) << 16) | (m(2) << 32) | (m(3) << 48);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        return chunk.iter().enumerate().fold(0u64, |m, (i, &b)| m | (((b == b'\n') as u64) << i));
+        return chunk
+            .iter()
+            .enumerate()
+            .fold(0u64, |m, (i, &b)| m | (((b == b'\n') as u64) << i));
     }
-    bytes[start.min(bytes.len())..].iter().enumerate().fold(0u64, |m, (i, &b)| m | (((b == b'\n') as u64) << i))
+    bytes[start.min(bytes.len())..]
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, &b)| m | (((b == b'\n') as u64) << i))
 }
 
 impl LineReader {
@@ -80,7 +90,11 @@ impl LineReader {
         let src = ObjectReader::open(&loc, split.start, split.end, split.len, config)?;
         let mut r = Self::from_reader(Box::new(src), loc.url(), split.start, Some(split.end), mode);
         // Small splits get a small buffer (it grows for long lines).
-        r.buf.truncate((split.size() as usize).saturating_add(4096).clamp(8 << 10, BUFFER));
+        r.buf.truncate(
+            (split.size() as usize)
+                .saturating_add(4096)
+                .clamp(8 << 10, BUFFER),
+        );
         if split.start != 0 {
             r.skip_first_line()?;
         }
@@ -130,7 +144,9 @@ impl LineReader {
     fn next_newline(&mut self) -> Option<usize> {
         let pos = self.pos;
         let (mut start, mut mask) = match self.scan {
-            Some((start, mask)) if pos >= start && pos < start + 64 => (start, mask & (!0u64 << (pos - start))),
+            Some((start, mask)) if pos >= start && pos < start + 64 => {
+                (start, mask & (!0u64 << (pos - start)))
+            }
             _ => (pos, newline_mask(self.bytes(), pos)),
         };
         loop {
@@ -305,7 +321,8 @@ impl LineReader {
         while !self.done {
             // Complete lines in the buffer: bytes[pos..=last newline].
             let bytes = &self.buf[..self.filled];
-            let Some(last) = memchr::memrchr(b'\n', &bytes[self.pos..]).map(|i| self.pos + i) else {
+            let Some(last) = memchr::memrchr(b'\n', &bytes[self.pos..]).map(|i| self.pos + i)
+            else {
                 if self.eof {
                     break; // the final unterminated line goes through next_line below
                 }
@@ -328,7 +345,9 @@ impl LineReader {
                 continue;
             }
             self.validated = self.validated.max(last + 1);
-            let lim = self.limit.map_or(usize::MAX, |l| l.saturating_sub(self.base) as usize);
+            let lim = self
+                .limit
+                .map_or(usize::MAX, |l| l.saturating_sub(self.base) as usize);
             let mut s = self.pos;
             let mut block = s;
             let mut mask = newline_mask(bytes, block);
@@ -352,7 +371,11 @@ impl LineReader {
                     self.done = true;
                     break;
                 }
-                let e = if nl > s && bytes[nl - 1] == b'\r' { nl - 1 } else { nl };
+                let e = if nl > s && bytes[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
                 // SAFETY: bytes[..=last] were validated as UTF-8 just above, and [s, e) lies
                 // between line ends (ASCII bytes), so it is a valid UTF-8 substring.
                 f(unsafe { std::str::from_utf8_unchecked(&bytes[s..e]) });
@@ -404,7 +427,8 @@ pub fn read_whole_text(url: &str, config: &StorageConfig, mode: Utf8Mode) -> Res
     let loc = Location::resolve(url, config)?;
     let mut r = open_decoded(&loc, config)?;
     let mut bytes = Vec::new();
-    r.read_to_end(&mut bytes).map_err(|e| StorageError::from_io(loc.url(), e))?;
+    r.read_to_end(&mut bytes)
+        .map_err(|e| StorageError::from_io(loc.url(), e))?;
     match String::from_utf8(bytes) {
         Ok(s) => Ok(s),
         Err(e) => match mode {
@@ -420,7 +444,11 @@ pub fn read_whole_text(url: &str, config: &StorageConfig, mode: Utf8Mode) -> Res
 /// `(url, content)` for every file of `urls` (files, directories, globs), like Spark's
 /// `wholeTextFiles`. The engine can instead list with [`crate::list_inputs`] and call
 /// [`read_whole_text`] per partition.
-pub fn whole_text_files(urls: &str, config: &StorageConfig, mode: Utf8Mode) -> Result<Vec<(String, String)>> {
+pub fn whole_text_files(
+    urls: &str,
+    config: &StorageConfig,
+    mode: Utf8Mode,
+) -> Result<Vec<(String, String)>> {
     crate::listing::list_inputs(urls, config)?
         .iter()
         .map(|f| Ok((f.url().to_string(), read_whole_text(f.url(), config, mode)?)))

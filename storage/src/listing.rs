@@ -37,7 +37,9 @@ pub struct Manifest {
 
 /// Whether a relative path is hidden (a component starts with `_` or `.`).
 pub fn is_hidden(relative: &str) -> bool {
-    relative.split('/').any(|c| c.starts_with('_') || c.starts_with('.'))
+    relative
+        .split('/')
+        .any(|c| c.starts_with('_') || c.starts_with('.'))
 }
 
 /// Reads a directory's `_SUCCESS` manifest: `Ok(None)` when absent or empty (Hadoop marker).
@@ -51,10 +53,15 @@ pub fn read_manifest(dir: &Location) -> Result<Option<Manifest>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let m: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| StorageError::BadManifest { url: marker.url().to_string(), reason: e.to_string() })?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StorageError::BadManifest {
+        url: marker.url().to_string(),
+        reason: e.to_string(),
+    })?;
     if m.writer != "ember" {
-        return Err(StorageError::BadManifest { url: marker.url().to_string(), reason: "not an Ember manifest".into() });
+        return Err(StorageError::BadManifest {
+            url: marker.url().to_string(),
+            reason: "not an Ember manifest".into(),
+        });
     }
     Ok(Some(m))
 }
@@ -65,7 +72,9 @@ fn relative<'a>(dir: &Location, obj: &'a Location) -> &'a str {
     if d.is_empty() {
         p
     } else {
-        p.strip_prefix(d).map(|r| r.trim_start_matches('/')).unwrap_or(p)
+        p.strip_prefix(d)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(p)
     }
 }
 
@@ -75,7 +84,9 @@ pub fn list_directory(dir: &Location) -> Result<Vec<ObjectInfo>> {
     if all.is_empty() {
         return Ok(all);
     }
-    let has_marker = all.iter().any(|o| relative(dir, &o.location) == SUCCESS_MARKER);
+    let has_marker = all
+        .iter()
+        .any(|o| relative(dir, &o.location) == SUCCESS_MARKER);
     if has_marker {
         if let Some(m) = read_manifest(dir)? {
             let mut out = Vec::with_capacity(m.files.len());
@@ -88,31 +99,50 @@ pub fn list_directory(dir: &Location) -> Result<Vec<ObjectInfo>> {
                             path: loc.path().to_string(),
                             source: "listed in _SUCCESS manifest but missing".into(),
                         };
-                        return Err(StorageError::NotFound { url: loc.url().to_string(), source });
+                        return Err(StorageError::NotFound {
+                            url: loc.url().to_string(),
+                            source,
+                        });
                     }
                 }
             }
             return Ok(out);
         }
-    } else if all.iter().any(|o| relative(dir, &o.location).starts_with("_temporary/")) {
-        return Err(StorageError::IncompleteOutput { url: dir.url().to_string() });
+    } else if all
+        .iter()
+        .any(|o| relative(dir, &o.location).starts_with("_temporary/"))
+    {
+        return Err(StorageError::IncompleteOutput {
+            url: dir.url().to_string(),
+        });
     }
-    Ok(all.into_iter().filter(|o| !is_hidden(relative(dir, &o.location))).collect())
+    Ok(all
+        .into_iter()
+        .filter(|o| !is_hidden(relative(dir, &o.location)))
+        .collect())
 }
 
 /// Expands one or more inputs (comma-separated) into files: objects, directories and globs.
 /// Fails with [`StorageError::NoInputs`] when nothing matches.
 pub fn list_inputs(urls: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
     let mut out = Vec::new();
-    for url in split_top_level_commas(urls).into_iter().map(str::trim).filter(|u| !u.is_empty()) {
+    for url in split_top_level_commas(urls)
+        .into_iter()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
         let found = list_one(url, config)?;
         if found.is_empty() {
-            return Err(StorageError::NoInputs { url: url.to_string() });
+            return Err(StorageError::NoInputs {
+                url: url.to_string(),
+            });
         }
         out.extend(found);
     }
     if out.is_empty() {
-        return Err(StorageError::NoInputs { url: urls.to_string() });
+        return Err(StorageError::NoInputs {
+            url: urls.to_string(),
+        });
     }
     Ok(out)
 }
@@ -144,8 +174,13 @@ fn list_one(url: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
             return list_directory(&loc);
         }
         return match loc.head() {
-            Ok(meta) => Ok(vec![ObjectInfo { size: meta.size, location: loc }]),
-            Err(e) if e.is_not_found() || loc.local_path().is_some_and(|p| p.is_dir()) => list_directory(&loc),
+            Ok(meta) => Ok(vec![ObjectInfo {
+                size: meta.size,
+                location: loc,
+            }]),
+            Err(e) if e.is_not_found() || loc.local_path().is_some_and(|p| p.is_dir()) => {
+                list_directory(&loc)
+            }
             // Some S3 servers answer HEAD on a "directory" with an error rather than 404: a
             // directory listing decides; if it finds nothing, the HEAD error stands.
             Err(e) => match list_directory(&loc) {
@@ -157,7 +192,10 @@ fn list_one(url: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
     }
     // Literal directory prefix before the first glob component.
     let comps: Vec<&str> = parts.path.split('/').collect();
-    let first_glob = comps.iter().position(|c| has_glob(c)).unwrap_or(comps.len());
+    let first_glob = comps
+        .iter()
+        .position(|c| has_glob(c))
+        .unwrap_or(comps.len());
     let prefix = comps[..first_glob].join("/");
     let pattern = comps[first_glob..].join("/");
     let base_url = format!("{}://{}/{}", parts.scheme, parts.authority, prefix);

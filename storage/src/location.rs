@@ -52,7 +52,10 @@ pub struct Location {
 impl fmt::Debug for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Deliberately not the store: store Debug output may include configuration.
-        f.debug_struct("Location").field("url", &self.url).field("kind", &self.kind).finish()
+        f.debug_struct("Location")
+            .field("url", &self.url)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -78,12 +81,19 @@ pub(crate) struct UrlParts {
 
 /// Splits a URL or bare path into its parts; bare and relative paths become absolute `file` paths.
 pub(crate) fn split_url(input: &str) -> Result<UrlParts> {
-    let invalid = |reason: &str| StorageError::InvalidUrl { url: input.to_string(), reason: reason.to_string() };
+    let invalid = |reason: &str| StorageError::InvalidUrl {
+        url: input.to_string(),
+        reason: reason.to_string(),
+    };
     if input.trim().is_empty() {
         return Err(invalid("empty path"));
     }
     match input.find("://") {
-        Some(i) if input[..i].chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.') => {
+        Some(i)
+            if input[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.') =>
+        {
             let scheme = input[..i].to_ascii_lowercase();
             let rest = &input[i + 3..];
             let (authority, path) = match rest.find('/') {
@@ -91,14 +101,20 @@ pub(crate) fn split_url(input: &str) -> Result<UrlParts> {
                 None => (rest, ""),
             };
             if authority.contains('@') {
-                return Err(invalid("credentials in URLs are not accepted; use configuration or AWS_* variables"));
+                return Err(invalid(
+                    "credentials in URLs are not accepted; use configuration or AWS_* variables",
+                ));
             }
             if scheme == "file" && !authority.is_empty() && authority != "localhost" {
                 return Err(invalid("file URLs take no host: use file:///absolute/path"));
             }
             Ok(UrlParts {
                 scheme,
-                authority: if scheme_is_file(input) { String::new() } else { authority.to_string() },
+                authority: if scheme_is_file(input) {
+                    String::new()
+                } else {
+                    authority.to_string()
+                },
                 path: path.trim_end_matches('/').to_string(),
             })
         }
@@ -107,9 +123,13 @@ pub(crate) fn split_url(input: &str) -> Result<UrlParts> {
             let abs = if p.is_absolute() {
                 p
             } else {
-                std::env::current_dir().map_err(|e| invalid(&e.to_string()))?.join(p)
+                std::env::current_dir()
+                    .map_err(|e| invalid(&e.to_string()))?
+                    .join(p)
             };
-            let s = abs.to_str().ok_or_else(|| invalid("path is not valid UTF-8"))?;
+            let s = abs
+                .to_str()
+                .ok_or_else(|| invalid("path is not valid UTF-8"))?;
             Ok(UrlParts {
                 scheme: "file".to_string(),
                 authority: String::new(),
@@ -163,7 +183,8 @@ impl Location {
                 return Err(StorageError::UnsupportedScheme {
                     url: url.to_string(),
                     scheme: other.to_string(),
-                    hint: "supported: file, memory, s3, s3a, gs, az, abfs, hdfs (feature `hdfs`)".into(),
+                    hint: "supported: file, memory, s3, s3a, gs, az, abfs, hdfs (feature `hdfs`)"
+                        .into(),
                 })
             }
         };
@@ -173,19 +194,38 @@ impl Location {
                 reason: "missing bucket / container / host".into(),
             });
         }
-        let key = (parts.scheme.clone(), parts.authority.clone(), config_fingerprint(config));
+        let key = (
+            parts.scheme.clone(),
+            parts.authority.clone(),
+            config_fingerprint(config),
+        );
         let store = {
-            let cached = store_cache().lock().expect("store cache poisoned").get(&key).cloned();
+            let cached = store_cache()
+                .lock()
+                .expect("store cache poisoned")
+                .get(&key)
+                .cloned();
             match cached {
                 Some(s) => s,
                 None => {
                     let s = build_store(kind, &parts, config)?;
-                    store_cache().lock().expect("store cache poisoned").entry(key).or_insert(s).clone()
+                    store_cache()
+                        .lock()
+                        .expect("store cache poisoned")
+                        .entry(key)
+                        .or_insert(s)
+                        .clone()
                 }
             }
         };
         let base = format!("{}://{}", parts.scheme, parts.authority);
-        Ok(Location { url: parts.url(), base, kind, store, path: object_path(&parts.path) })
+        Ok(Location {
+            url: parts.url(),
+            base,
+            kind,
+            store,
+            path: object_path(&parts.path),
+        })
     }
 
     /// The normalized URL.
@@ -211,7 +251,13 @@ impl Location {
     /// The same store at another object path.
     pub fn with_path(&self, path: Path) -> Location {
         let url = format!("{}/{}", self.base, path.as_ref());
-        Location { url, base: self.base.clone(), kind: self.kind, store: self.store.clone(), path }
+        Location {
+            url,
+            base: self.base.clone(),
+            kind: self.kind,
+            store: self.store.clone(),
+            path,
+        }
     }
 
     /// A child of this location (`name` may contain `/`).
@@ -235,9 +281,16 @@ impl Location {
     }
 }
 
-fn build_store(kind: StoreKind, parts: &UrlParts, config: &StorageConfig) -> Result<Arc<dyn ObjectStore>> {
+fn build_store(
+    kind: StoreKind,
+    parts: &UrlParts,
+    config: &StorageConfig,
+) -> Result<Arc<dyn ObjectStore>> {
     let url = parts.url();
-    let setup = |e: object_store::Error| StorageError::StoreSetup { url: url.clone(), source: e };
+    let setup = |e: object_store::Error| StorageError::StoreSetup {
+        url: url.clone(),
+        source: e,
+    };
     let unknown_key = |key: &str| StorageError::InvalidConfig {
         key: key.to_string(),
         value: "<not shown>".into(),
@@ -252,17 +305,26 @@ fn build_store(kind: StoreKind, parts: &UrlParts, config: &StorageConfig) -> Res
                 .with_client_options(config.client_options()?)
                 .with_retry(config.retry_config()?)
                 .with_bucket_name(&parts.authority);
-            let endpoint = config.get("ember.s3.endpoint").map(str::to_string).or_else(|| {
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok()
-            });
+            let endpoint = config
+                .get("ember.s3.endpoint")
+                .map(str::to_string)
+                .or_else(|| {
+                    std::env::var("AWS_ENDPOINT_URL")
+                        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                        .ok()
+                });
             if let Some(ep) = &endpoint {
                 b = b.with_endpoint(ep);
             }
-            let path_style = config.get_bool("ember.s3.pathStyle")?.unwrap_or(endpoint.is_some());
+            let path_style = config
+                .get_bool("ember.s3.pathStyle")?
+                .unwrap_or(endpoint.is_some());
             b = b.with_virtual_hosted_style_request(!path_style);
-            let allow_http = config
-                .get_bool("ember.s3.allowHttp")?
-                .unwrap_or_else(|| endpoint.as_deref().is_some_and(|e| e.starts_with("http://")));
+            let allow_http = config.get_bool("ember.s3.allowHttp")?.unwrap_or_else(|| {
+                endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://"))
+            });
             b = b.with_allow_http(allow_http);
             if let Some(r) = config.get("ember.s3.region") {
                 b = b.with_region(r);
@@ -277,10 +339,20 @@ fn build_store(kind: StoreKind, parts: &UrlParts, config: &StorageConfig) -> Res
                 b = b.with_token(k);
             }
             for (k, v) in config.with_prefix("ember.s3.") {
-                if matches!(k, "endpoint" | "pathStyle" | "allowHttp" | "region" | "accessKey" | "secretKey" | "sessionToken") {
+                if matches!(
+                    k,
+                    "endpoint"
+                        | "pathStyle"
+                        | "allowHttp"
+                        | "region"
+                        | "accessKey"
+                        | "secretKey"
+                        | "sessionToken"
+                ) {
                     continue;
                 }
-                let key = AmazonS3ConfigKey::from_str(k).map_err(|_| unknown_key(&format!("ember.s3.{k}")))?;
+                let key = AmazonS3ConfigKey::from_str(k)
+                    .map_err(|_| unknown_key(&format!("ember.s3.{k}")))?;
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(setup)?)
@@ -291,7 +363,8 @@ fn build_store(kind: StoreKind, parts: &UrlParts, config: &StorageConfig) -> Res
                 .with_retry(config.retry_config()?)
                 .with_bucket_name(&parts.authority);
             for (k, v) in config.with_prefix("ember.gs.") {
-                let key = GoogleConfigKey::from_str(k).map_err(|_| unknown_key(&format!("ember.gs.{k}")))?;
+                let key = GoogleConfigKey::from_str(k)
+                    .map_err(|_| unknown_key(&format!("ember.gs.{k}")))?;
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(setup)?)
@@ -302,7 +375,8 @@ fn build_store(kind: StoreKind, parts: &UrlParts, config: &StorageConfig) -> Res
                 .with_retry(config.retry_config()?)
                 .with_url(format!("{}://{}", parts.scheme, parts.authority));
             for (k, v) in config.with_prefix("ember.az.") {
-                let key = AzureConfigKey::from_str(k).map_err(|_| unknown_key(&format!("ember.az.{k}")))?;
+                let key = AzureConfigKey::from_str(k)
+                    .map_err(|_| unknown_key(&format!("ember.az.{k}")))?;
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(setup)?)
@@ -328,7 +402,11 @@ fn hdfs_store(parts: &UrlParts, config: &StorageConfig) -> Result<Arc<dyn Object
     let url = format!("{}://{}", parts.scheme, parts.authority);
     let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
         .with_url(url.clone())
-        .with_config(config.with_prefix("ember.hdfs.").map(|(k, v)| (k.to_string(), v.to_string())))
+        .with_config(
+            config
+                .with_prefix("ember.hdfs.")
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
         .with_io_runtime(crate::runtime::runtime().handle().clone())
         .build()
         .map_err(|e| StorageError::StoreSetup { url, source: e })?;

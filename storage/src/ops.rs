@@ -52,12 +52,22 @@ impl Location {
                 return Ok(Vec::new());
             }
         }
-        let prefix = if self.path().as_ref().is_empty() { None } else { Some(self.path().clone()) };
+        let prefix = if self.path().as_ref().is_empty() {
+            None
+        } else {
+            Some(self.path().clone())
+        };
         let store = self.store().clone();
         let metas: Vec<ObjectMeta> =
-            block_on(async move { store.list(prefix.as_ref()).try_collect().await }).map_err(|e| self.err(e))?;
-        let mut out: Vec<ObjectInfo> =
-            metas.into_iter().map(|m| ObjectInfo { size: m.size, location: self.with_path(m.location) }).collect();
+            block_on(async move { store.list(prefix.as_ref()).try_collect().await })
+                .map_err(|e| self.err(e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                size: m.size,
+                location: self.with_path(m.location),
+            })
+            .collect();
         out.sort_by(|a, b| a.location.path().cmp(b.location.path()));
         Ok(out)
     }
@@ -80,7 +90,9 @@ impl Location {
     /// Writes the object in one request (atomic: readers see all of it or none).
     pub fn put(&self, data: impl Into<Bytes>) -> Result<()> {
         let payload = PutPayload::from_bytes(data.into());
-        block_on(self.store().put(self.path(), payload)).map(|_| ()).map_err(|e| self.err(e))
+        block_on(self.store().put(self.path(), payload))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Deletes the object; a missing object is not an error.
@@ -97,7 +109,10 @@ impl Location {
         let objects = self.list_recursive()?;
         let n = objects.len();
         let store = self.store().clone();
-        let paths: Vec<_> = objects.into_iter().map(|o| Ok(o.location.path().clone())).collect();
+        let paths: Vec<_> = objects
+            .into_iter()
+            .map(|o| Ok(o.location.path().clone()))
+            .collect();
         block_on(async move {
             let stream = futures::stream::iter(paths).boxed();
             store

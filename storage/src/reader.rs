@@ -43,12 +43,22 @@ struct Remote {
 
 impl ObjectReader {
     /// Opens `[start, hard_end)` of `loc`, streaming eagerly up to `soft_end`.
-    pub fn open(loc: &Location, start: u64, soft_end: u64, hard_end: u64, config: &StorageConfig) -> Result<Self> {
+    pub fn open(
+        loc: &Location,
+        start: u64,
+        soft_end: u64,
+        hard_end: u64,
+        config: &StorageConfig,
+    ) -> Result<Self> {
         let url = loc.url().to_string();
         if let Some(path) = loc.local_path() {
             let mut f = File::open(&path).map_err(|e| local_err(&url, e))?;
-            f.seek(SeekFrom::Start(start)).map_err(|e| local_err(&url, e))?;
-            return Ok(ObjectReader { inner: Inner::Local(f.take(hard_end.saturating_sub(start))), url });
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| local_err(&url, e))?;
+            return Ok(ObjectReader {
+                inner: Inner::Local(f.take(hard_end.saturating_sub(start))),
+                url,
+            });
         }
         Ok(ObjectReader {
             inner: Inner::Remote(Remote {
@@ -81,16 +91,26 @@ pub(crate) fn local_err(url: &str, e: io::Error) -> StorageError {
     if e.kind() == io::ErrorKind::NotFound {
         StorageError::NotFound {
             url: url.to_string(),
-            source: object_store::Error::NotFound { path: url.to_string(), source: Box::new(e) },
+            source: object_store::Error::NotFound {
+                path: url.to_string(),
+                source: Box::new(e),
+            },
         }
     } else {
-        StorageError::Io { url: url.to_string(), source: e }
+        StorageError::Io {
+            url: url.to_string(),
+            source: e,
+        }
     }
 }
 
 impl Remote {
     fn schedule(&mut self) {
-        let want = if self.next_fetch < self.soft_end { self.ahead + 1 } else { 1 };
+        let want = if self.next_fetch < self.soft_end {
+            self.ahead + 1
+        } else {
+            1
+        };
         while self.pending.len() < want && self.next_fetch < self.hard_end {
             let end = if self.next_fetch < self.soft_end {
                 (self.next_fetch + self.chunk).min(self.soft_end)
@@ -100,7 +120,8 @@ impl Remote {
             let store = self.loc.store().clone();
             let path = self.loc.path().clone();
             let range = self.next_fetch..end;
-            self.pending.push_back(runtime().spawn(async move { store.get_range(&path, range).await }));
+            self.pending
+                .push_back(runtime().spawn(async move { store.get_range(&path, range).await }));
             self.next_fetch = end;
         }
     }
@@ -108,9 +129,12 @@ impl Remote {
     fn fill(&mut self) -> io::Result<bool> {
         while self.current.is_empty() {
             self.schedule();
-            let Some(handle) = self.pending.pop_front() else { return Ok(false) };
+            let Some(handle) = self.pending.pop_front() else {
+                return Ok(false);
+            };
             let got = block_on(handle).map_err(|e| io::Error::other(e.to_string()))?;
-            self.current = got.map_err(|e| StorageError::from_store(self.loc.url(), e).into_io())?;
+            self.current =
+                got.map_err(|e| StorageError::from_store(self.loc.url(), e).into_io())?;
             self.schedule();
         }
         Ok(true)
@@ -149,7 +173,14 @@ pub struct SeekableReader {
 
 enum SeekInner {
     Local(File),
-    Remote { loc: Location, len: u64, pos: u64, window: Bytes, window_start: u64, chunk: u64 },
+    Remote {
+        loc: Location,
+        len: u64,
+        pos: u64,
+        window: Bytes,
+        window_start: u64,
+        chunk: u64,
+    },
 }
 
 impl SeekableReader {
@@ -157,7 +188,9 @@ impl SeekableReader {
     pub fn open(loc: &Location, config: &StorageConfig) -> Result<Self> {
         if let Some(path) = loc.local_path() {
             let f = File::open(&path).map_err(|e| local_err(loc.url(), e))?;
-            return Ok(SeekableReader { inner: SeekInner::Local(f) });
+            return Ok(SeekableReader {
+                inner: SeekInner::Local(f),
+            });
         }
         let len = loc.head()?.size;
         Ok(SeekableReader {
@@ -177,7 +210,14 @@ impl Read for SeekableReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
             SeekInner::Local(f) => f.read(buf),
-            SeekInner::Remote { loc, len, pos, window, window_start, chunk } => {
+            SeekInner::Remote {
+                loc,
+                len,
+                pos,
+                window,
+                window_start,
+                chunk,
+            } => {
                 if *pos >= *len || buf.is_empty() {
                     return Ok(0);
                 }
@@ -209,7 +249,10 @@ impl Seek for SeekableReader {
                     SeekFrom::Current(d) => *pos as i128 + d as i128,
                 };
                 if new < 0 {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "seek before start",
+                    ));
                 }
                 *pos = new as u64;
                 Ok(*pos)

@@ -34,7 +34,13 @@ pub struct Split {
 impl Split {
     /// The whole of a file.
     pub fn whole(url: impl Into<String>, len: u64) -> Split {
-        Split { url: url.into(), start: 0, end: len, len, hosts: Vec::new() }
+        Split {
+            url: url.into(),
+            start: 0,
+            end: len,
+            len,
+            hosts: Vec::new(),
+        }
     }
 
     /// Length of the range.
@@ -51,7 +57,11 @@ impl Split {
 /// Cuts files into splits: `goal = total / min_partitions`, split size
 /// `max(1, min(goal, ember.storage.maxSplitBytes))`. Empty files yield no split; compressed files
 /// yield one whole-file split each.
-pub fn plan_splits(files: &[ObjectInfo], min_partitions: usize, config: &StorageConfig) -> Result<Vec<Split>> {
+pub fn plan_splits(
+    files: &[ObjectInfo],
+    min_partitions: usize,
+    config: &StorageConfig,
+) -> Result<Vec<Split>> {
     let max_split = config.max_split_bytes()?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     let goal = total / (min_partitions.max(1) as u64);
@@ -69,19 +79,35 @@ pub fn plan_splits(files: &[ObjectInfo], min_partitions: usize, config: &Storage
         let mut start = 0u64;
         let mut remaining = f.size;
         while remaining as f64 / split_size as f64 > SPLIT_SLOP {
-            out.push(Split { url: url.clone(), start, end: start + split_size, len: f.size, hosts: Vec::new() });
+            out.push(Split {
+                url: url.clone(),
+                start,
+                end: start + split_size,
+                len: f.size,
+                hosts: Vec::new(),
+            });
             start += split_size;
             remaining -= split_size;
         }
         if remaining > 0 {
-            out.push(Split { url: url.clone(), start, end: f.size, len: f.size, hosts: Vec::new() });
+            out.push(Split {
+                url: url.clone(),
+                start,
+                end: f.size,
+                len: f.size,
+                hosts: Vec::new(),
+            });
         }
     }
     Ok(out)
 }
 
 /// Lists `urls` (files, directories, globs, comma-separated) and plans their splits.
-pub fn text_splits(urls: &str, min_partitions: usize, config: &StorageConfig) -> Result<Vec<Split>> {
+pub fn text_splits(
+    urls: &str,
+    min_partitions: usize,
+    config: &StorageConfig,
+) -> Result<Vec<Split>> {
     let files = list_inputs(urls, config)?;
     plan_splits(&files, min_partitions, config)
 }

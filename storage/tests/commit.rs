@@ -2,11 +2,17 @@
 //! readers see while a job is unfinished.
 
 use ember_storage::{
-    list_inputs, text_splits, JobCommitter, LineReader, Location, SaveMode, StorageConfig, StorageError, TaskCommit,
-    Utf8Mode,
+    list_inputs, text_splits, JobCommitter, LineReader, Location, SaveMode, StorageConfig,
+    StorageError, TaskCommit, Utf8Mode,
 };
 
-fn write_job(dest: &str, job: &str, mode: SaveMode, parts: &[&[&str]], cfg: &StorageConfig) -> JobCommitter {
+fn write_job(
+    dest: &str,
+    job: &str,
+    mode: SaveMode,
+    parts: &[&[&str]],
+    cfg: &StorageConfig,
+) -> JobCommitter {
     let c = JobCommitter::new(dest, job, mode, cfg).unwrap();
     c.setup_job().unwrap();
     let commits: Vec<TaskCommit> = parts
@@ -39,11 +45,20 @@ fn read_all(url: &str, cfg: &StorageConfig) -> Result<Vec<String>, StorageError>
 
 fn modes_on(dest: &str) {
     let cfg = StorageConfig::new();
-    write_job(dest, "job1", SaveMode::ErrorIfExists, &[&["a", "b"], &["c"]], &cfg);
+    write_job(
+        dest,
+        "job1",
+        SaveMode::ErrorIfExists,
+        &[&["a", "b"], &["c"]],
+        &cfg,
+    );
     assert_eq!(read_all(dest, &cfg).unwrap(), vec!["a", "b", "c"]);
     // Error-if-exists refuses a second write, before any task runs.
     let again = JobCommitter::new(dest, "job2", SaveMode::ErrorIfExists, &cfg).unwrap();
-    assert!(matches!(again.setup_job(), Err(StorageError::AlreadyExists { .. })));
+    assert!(matches!(
+        again.setup_job(),
+        Err(StorageError::AlreadyExists { .. })
+    ));
     // Append adds files; the manifest lists old and new.
     write_job(dest, "job3", SaveMode::Append, &[&["d"]], &cfg);
     assert_eq!(read_all(dest, &cfg).unwrap(), vec!["a", "b", "c", "d"]);
@@ -51,10 +66,19 @@ fn modes_on(dest: &str) {
     write_job(dest, "job4", SaveMode::Overwrite, &[&["x"], &["y"]], &cfg);
     assert_eq!(read_all(dest, &cfg).unwrap(), vec!["x", "y"]);
     let files = list_inputs(dest, &cfg).unwrap();
-    assert!(files.iter().all(|f| f.location.file_name().contains("job4")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.location.file_name().contains("job4")),
+        "{files:?}"
+    );
     // Nothing left in staging.
     let dest_loc = Location::resolve(dest, &cfg).unwrap();
-    assert!(dest_loc.child("_temporary").list_recursive().unwrap().is_empty());
+    assert!(dest_loc
+        .child("_temporary")
+        .list_recursive()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -82,15 +106,27 @@ fn aborted_and_failed_jobs_leave_nothing_visible() {
     w.write_line("partial").unwrap();
     w.finish().unwrap();
     let _ = t.commit();
-    assert!(matches!(read_all(dest, &cfg), Err(StorageError::IncompleteOutput { .. })));
+    assert!(matches!(
+        read_all(dest, &cfg),
+        Err(StorageError::IncompleteOutput { .. })
+    ));
     // Abort removes it all.
     c.abort_job().unwrap();
-    assert!(matches!(read_all(dest, &cfg), Err(StorageError::NoInputs { .. })));
+    assert!(matches!(
+        read_all(dest, &cfg),
+        Err(StorageError::NoInputs { .. })
+    ));
     assert!(!dir.path().join("out/_temporary").exists());
 
     // With a previous committed output, an unfinished overwrite is invisible: readers follow the
     // old manifest; after abort the old output is intact.
-    write_job(dest, "good", SaveMode::ErrorIfExists, &[&["old1", "old2"]], &cfg);
+    write_job(
+        dest,
+        "good",
+        SaveMode::ErrorIfExists,
+        &[&["old1", "old2"]],
+        &cfg,
+    );
     let c = JobCommitter::new(dest, "failing", SaveMode::Overwrite, &cfg).unwrap();
     let mut t = c.task(0, 0);
     let mut w = t.text_writer().unwrap();
@@ -99,7 +135,9 @@ fn aborted_and_failed_jobs_leave_nothing_visible() {
     let tc = t.commit();
     // Simulate a commit that published a part and then died before writing _SUCCESS.
     let staged = c.staging().child(&format!("0-0/{}", tc.files[0]));
-    staged.rename_to(&c.destination().child(&tc.files[0])).unwrap();
+    staged
+        .rename_to(&c.destination().child(&tc.files[0]))
+        .unwrap();
     assert_eq!(read_all(dest, &cfg).unwrap(), vec!["old1", "old2"]);
     c.abort_job().unwrap();
     assert_eq!(read_all(dest, &cfg).unwrap(), vec!["old1", "old2"]);
@@ -142,15 +180,27 @@ fn only_the_committed_attempt_of_a_retried_task_is_published() {
     let c = JobCommitter::new(dest, "dup", SaveMode::Append, &cfg).unwrap();
     let t0 = c.task(0, 0).commit();
     let t1 = c.task(0, 1).commit();
-    assert!(matches!(c.commit_job(&[t0, t1]), Err(StorageError::Commit { .. })));
+    assert!(matches!(
+        c.commit_job(&[t0, t1]),
+        Err(StorageError::Commit { .. })
+    ));
 }
 
 #[test]
 fn invalid_job_ids_and_save_mode_names() {
     let cfg = StorageConfig::new();
-    assert!(matches!(JobCommitter::new("/tmp/x", "a/b", SaveMode::Append, &cfg), Err(StorageError::Commit { .. })));
-    assert_eq!("overwrite".parse::<SaveMode>().unwrap(), SaveMode::Overwrite);
-    assert_eq!("error-if-exists".parse::<SaveMode>().unwrap(), SaveMode::ErrorIfExists);
+    assert!(matches!(
+        JobCommitter::new("/tmp/x", "a/b", SaveMode::Append, &cfg),
+        Err(StorageError::Commit { .. })
+    ));
+    assert_eq!(
+        "overwrite".parse::<SaveMode>().unwrap(),
+        SaveMode::Overwrite
+    );
+    assert_eq!(
+        "error-if-exists".parse::<SaveMode>().unwrap(),
+        SaveMode::ErrorIfExists
+    );
     assert!("sometimes".parse::<SaveMode>().is_err());
     assert_ne!(JobCommitter::new_job_id(), JobCommitter::new_job_id());
 }

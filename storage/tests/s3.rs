@@ -10,15 +10,20 @@ use std::time::{Duration, Instant};
 use common::{S3Server, SECRET_KEY};
 use ember_storage::reader::ObjectReader;
 use ember_storage::{
-    list_inputs, parquet_splits, read_parquet_split, text_splits, JobCommitter, LineReader, Location, ObjectWriter,
-    ParquetScan, SaveMode, StorageConfig, StorageError, Utf8Mode,
+    list_inputs, parquet_splits, read_parquet_split, text_splits, JobCommitter, LineReader,
+    Location, ObjectWriter, ParquetScan, SaveMode, StorageConfig, StorageError, Utf8Mode,
 };
 
 fn lines_of(url: &str, min_parts: usize, cfg: &StorageConfig) -> Vec<String> {
     text_splits(url, min_parts, cfg)
         .unwrap()
         .iter()
-        .flat_map(|s| LineReader::open(s, cfg, Utf8Mode::Strict).unwrap().collect::<Result<Vec<_>, _>>().unwrap())
+        .flat_map(|s| {
+            LineReader::open(s, cfg, Utf8Mode::Strict)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -28,28 +33,48 @@ fn s3_write_list_and_ranged_split_reads() {
     let bucket = server.bucket("data");
     // Small chunks and splits so that each split takes several ranged GETs and finishes its last
     // line with extra GETs past its end.
-    let cfg = server.config().with("ember.storage.readChunk", "4k").with("ember.storage.maxSplitBytes", "10000");
+    let cfg = server
+        .config()
+        .with("ember.storage.readChunk", "4k")
+        .with("ember.storage.maxSplitBytes", "10000");
     let text = common::sample_text(4000, 5);
     let url = format!("{bucket}/logs/day1.txt");
     let loc = Location::resolve(&url, &cfg).unwrap();
     let mut w = ObjectWriter::create(&loc, &cfg).unwrap();
     std::io::Write::write_all(&mut w, text.as_bytes()).unwrap();
     w.close().unwrap();
-    Location::resolve(&format!("{bucket}/logs/day2.txt"), &cfg).unwrap().put(b"x\ny\n".to_vec()).unwrap();
-    Location::resolve(&format!("{bucket}/logs/_hidden"), &cfg).unwrap().put(b"no\n".to_vec()).unwrap();
+    Location::resolve(&format!("{bucket}/logs/day2.txt"), &cfg)
+        .unwrap()
+        .put(b"x\ny\n".to_vec())
+        .unwrap();
+    Location::resolve(&format!("{bucket}/logs/_hidden"), &cfg)
+        .unwrap()
+        .put(b"no\n".to_vec())
+        .unwrap();
 
     let files = list_inputs(&format!("{bucket}/logs"), &cfg).unwrap();
-    let names: Vec<_> = files.iter().map(|f| f.location.file_name().to_string()).collect();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.location.file_name().to_string())
+        .collect();
     assert_eq!(names, vec!["day1.txt", "day2.txt"]);
     assert_eq!(files[0].size, text.len() as u64);
-    assert_eq!(list_inputs(&format!("{bucket}/logs/*1.txt"), &cfg).unwrap().len(), 1);
+    assert_eq!(
+        list_inputs(&format!("{bucket}/logs/*1.txt"), &cfg)
+            .unwrap()
+            .len(),
+        1
+    );
 
     let splits = text_splits(&url, 1, &cfg).unwrap();
     assert!(splits.len() > 10, "{} splits", splits.len());
     let got = lines_of(&url, 1, &cfg);
     let expected: Vec<String> = text.lines().map(str::to_string).collect();
     assert_eq!(got, expected);
-    assert_eq!(lines_of(&format!("{bucket}/logs"), 1, &cfg).len(), expected.len() + 2);
+    assert_eq!(
+        lines_of(&format!("{bucket}/logs"), 1, &cfg).len(),
+        expected.len() + 2
+    );
 }
 
 #[test]
@@ -58,7 +83,9 @@ fn s3_multipart_upload_and_whole_read() {
     let bucket = server.bucket("big");
     let cfg = server.config().with("ember.storage.writePartSize", "5m");
     let loc = Location::resolve(&format!("{bucket}/blob.bin"), &cfg).unwrap();
-    let data: Vec<u8> = (0..12u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let data: Vec<u8> = (0..12u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     let mut w = ObjectWriter::create(&loc, &cfg).unwrap();
     for chunk in data.chunks(1 << 20) {
         std::io::Write::write_all(&mut w, chunk).unwrap();
@@ -66,7 +93,10 @@ fn s3_multipart_upload_and_whole_read() {
     assert_eq!(w.close().unwrap(), data.len() as u64);
     assert_eq!(loc.head().unwrap().size, data.len() as u64);
     let mut back = Vec::new();
-    ObjectReader::open_whole(&loc, &cfg).unwrap().read_to_end(&mut back).unwrap();
+    ObjectReader::open_whole(&loc, &cfg)
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert!(back == data, "multipart object differs");
     assert_eq!(loc.get_range(5, 10).unwrap().as_ref(), &data[5..10]);
 }
@@ -89,12 +119,19 @@ fn s3_job_commit_parquet_and_abort() {
         let mut t = job.task(p as usize, 0);
         let mut w = t.parquet_writer(schema.clone()).unwrap();
         let col = arrow_array::Int64Array::from_iter_values(p * 100..p * 100 + 100);
-        w.write(&arrow_array::RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(col)]).unwrap()).unwrap();
+        w.write(
+            &arrow_array::RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(col)])
+                .unwrap(),
+        )
+        .unwrap();
         w.finish().unwrap();
         commits.push(t.commit());
     }
     // Before commit the output is not readable.
-    assert!(matches!(list_inputs(&dest, &cfg), Err(StorageError::IncompleteOutput { .. })));
+    assert!(matches!(
+        list_inputs(&dest, &cfg),
+        Err(StorageError::IncompleteOutput { .. })
+    ));
     job.commit_job(&commits).unwrap();
     let plan = parquet_splits(&dest, &ParquetScan::default(), &cfg).unwrap();
     assert_eq!(plan.splits.len(), 3);
@@ -102,15 +139,26 @@ fn s3_job_commit_parquet_and_abort() {
     for s in &plan.splits {
         for b in read_parquet_split(s, &ParquetScan::default(), &cfg).unwrap() {
             let b = b.unwrap();
-            let c = b.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+            let c = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap();
             total += c.values().iter().sum::<i64>();
         }
     }
     assert_eq!(total, (0..300).sum::<i64>());
-    assert!(Location::resolve(&format!("{dest}/_temporary"), &cfg).unwrap().list_recursive().unwrap().is_empty());
+    assert!(Location::resolve(&format!("{dest}/_temporary"), &cfg)
+        .unwrap()
+        .list_recursive()
+        .unwrap()
+        .is_empty());
     // Error-if-exists on S3 too.
     let again = JobCommitter::new(&dest, "again", SaveMode::ErrorIfExists, &cfg).unwrap();
-    assert!(matches!(again.setup_job(), Err(StorageError::AlreadyExists { .. })));
+    assert!(matches!(
+        again.setup_job(),
+        Err(StorageError::AlreadyExists { .. })
+    ));
     // An aborted overwrite leaves the committed table as it was.
     let ow = JobCommitter::new(&dest, "ow", SaveMode::Overwrite, &cfg).unwrap();
     let mut t = ow.task(0, 0);
@@ -120,7 +168,11 @@ fn s3_job_commit_parquet_and_abort() {
     let _ = t.commit();
     ow.abort_job().unwrap();
     assert_eq!(list_inputs(&dest, &cfg).unwrap().len(), 3);
-    assert!(Location::resolve(&format!("{dest}/_temporary"), &cfg).unwrap().list_recursive().unwrap().is_empty());
+    assert!(Location::resolve(&format!("{dest}/_temporary"), &cfg)
+        .unwrap()
+        .list_recursive()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -128,19 +180,40 @@ fn s3_wrong_credentials_missing_bucket_and_object() {
     let server = S3Server::start();
     let bucket = server.bucket("secure");
     let cfg = server.config();
-    Location::resolve(&format!("{bucket}/a.txt"), &cfg).unwrap().put(b"hello\n".to_vec()).unwrap();
+    Location::resolve(&format!("{bucket}/a.txt"), &cfg)
+        .unwrap()
+        .put(b"hello\n".to_vec())
+        .unwrap();
 
-    let bad = cfg.clone().with("ember.s3.secretKey", "wrong-secret-123").with("ember.s3.accessKey", "nobody");
-    let err = Location::resolve(&format!("{bucket}/a.txt"), &bad).unwrap().read_all().unwrap_err();
+    let bad = cfg
+        .clone()
+        .with("ember.s3.secretKey", "wrong-secret-123")
+        .with("ember.s3.accessKey", "nobody");
+    let err = Location::resolve(&format!("{bucket}/a.txt"), &bad)
+        .unwrap()
+        .read_all()
+        .unwrap_err();
     assert!(matches!(err, StorageError::AccessDenied { .. }), "{err:?}");
     let shown = format!("{err} {err:?}");
-    assert!(!shown.contains("wrong-secret-123") && !shown.contains(SECRET_KEY), "secret leaked: {shown}");
+    assert!(
+        !shown.contains("wrong-secret-123") && !shown.contains(SECRET_KEY),
+        "secret leaked: {shown}"
+    );
     assert!(shown.contains("s3://secure/a.txt"), "{shown}");
 
-    let err = Location::resolve("s3://no-such-bucket/a.txt", &cfg).unwrap().read_all().unwrap_err();
+    let err = Location::resolve("s3://no-such-bucket/a.txt", &cfg)
+        .unwrap()
+        .read_all()
+        .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
-    let err = Location::resolve(&format!("{bucket}/missing.txt"), &cfg).unwrap().read_all().unwrap_err();
-    assert!(matches!(&err, StorageError::NotFound { url, .. } if url == "s3://secure/missing.txt"), "{err:?}");
+    let err = Location::resolve(&format!("{bucket}/missing.txt"), &cfg)
+        .unwrap()
+        .read_all()
+        .unwrap_err();
+    assert!(
+        matches!(&err, StorageError::NotFound { url, .. } if url == "s3://secure/missing.txt"),
+        "{err:?}"
+    );
     let err = text_splits(&format!("{bucket}/missing-dir"), 1, &cfg).unwrap_err();
     assert!(matches!(err, StorageError::NoInputs { .. }), "{err:?}");
 }
@@ -153,7 +226,10 @@ fn credentials_never_appear_in_debug_output() {
     let loc = Location::resolve(&format!("{bucket}/x"), &cfg).unwrap();
     let printed = format!("{cfg:?} {loc:?} {loc} {:?}", loc.store());
     for secret in [SECRET_KEY, "tok-abc-987"] {
-        assert!(!printed.contains(secret), "secret `{secret}` printed: {printed}");
+        assert!(
+            !printed.contains(secret),
+            "secret `{secret}` printed: {printed}"
+        );
     }
     assert!(printed.contains("<redacted>"));
     assert!(printed.contains("ember.s3.endpoint"));
@@ -163,10 +239,16 @@ fn credentials_never_appear_in_debug_output() {
 fn s3_server_going_away_mid_read_is_a_clear_bounded_error() {
     let mut server = S3Server::start();
     let bucket = server.bucket("flaky");
-    let cfg = server.config().with("ember.storage.readChunk", "16k").with("ember.storage.readAhead", "0");
+    let cfg = server
+        .config()
+        .with("ember.storage.readChunk", "16k")
+        .with("ember.storage.readAhead", "0");
     let text = common::sample_text(20_000, 8);
     let url = format!("{bucket}/big.txt");
-    Location::resolve(&url, &cfg).unwrap().put(text.clone().into_bytes()).unwrap();
+    Location::resolve(&url, &cfg)
+        .unwrap()
+        .put(text.clone().into_bytes())
+        .unwrap();
     let split = text_splits(&url, 1, &cfg).unwrap().remove(0);
     let mut r = LineReader::open(&split, &cfg, Utf8Mode::Strict).unwrap();
     for _ in 0..10 {

@@ -6,16 +6,25 @@ mod common;
 use std::io::Write;
 
 use ember_storage::{
-    list_inputs, plan_splits, read_whole_text, text_splits, whole_text_files, Location, LineReader, Split,
-    StorageConfig, StorageError, Utf8Mode,
+    list_inputs, plan_splits, read_whole_text, text_splits, whole_text_files, LineReader, Location,
+    Split, StorageConfig, StorageError, Utf8Mode,
 };
 
 fn read_split(split: &Split, cfg: &StorageConfig) -> Vec<String> {
-    let lines = LineReader::open(split, cfg, Utf8Mode::Strict).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    let lines = LineReader::open(split, cfg, Utf8Mode::Strict)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
     // The bulk path must agree with the iterator.
     let mut bulk = Vec::new();
-    let n = LineReader::open(split, cfg, Utf8Mode::Strict).unwrap().for_each_line(|l| bulk.push(l.to_string())).unwrap();
-    assert_eq!(bulk, lines, "for_each_line differs from the iterator on {split:?}");
+    let n = LineReader::open(split, cfg, Utf8Mode::Strict)
+        .unwrap()
+        .for_each_line(|l| bulk.push(l.to_string()))
+        .unwrap();
+    assert_eq!(
+        bulk, lines,
+        "for_each_line differs from the iterator on {split:?}"
+    );
     assert_eq!(n as usize, lines.len());
     lines
 }
@@ -46,7 +55,10 @@ fn splits_yield_every_line_exactly_once_for_many_split_sizes() {
         let cfg = StorageConfig::new().with("ember.storage.maxSplitBytes", split_bytes.to_string());
         // min_partitions = 1: maxSplitBytes decides the split size.
         let splits = text_splits(path.to_str().unwrap(), 1, &cfg).unwrap();
-        assert!(split_bytes >= text.len() as u64 || splits.len() > 1, "size {split_bytes}");
+        assert!(
+            split_bytes >= text.len() as u64 || splits.len() > 1,
+            "size {split_bytes}"
+        );
         let got: Vec<String> = splits.iter().flat_map(|s| read_split(s, &cfg)).collect();
         assert_eq!(got.len(), expected.len(), "split size {split_bytes}");
         assert_eq!(got, expected, "split size {split_bytes}");
@@ -62,12 +74,30 @@ fn split_boundary_exactly_at_line_start_follows_hadoop() {
     std::fs::write(&path, "aa\nbb\ncc\n").unwrap();
     let url = path.to_str().unwrap();
     let cfg = StorageConfig::new();
-    let first = Split { url: url.into(), start: 0, end: 3, len: 9, hosts: vec![] };
-    let second = Split { url: url.into(), start: 3, end: 9, len: 9, hosts: vec![] };
+    let first = Split {
+        url: url.into(),
+        start: 0,
+        end: 3,
+        len: 9,
+        hosts: vec![],
+    };
+    let second = Split {
+        url: url.into(),
+        start: 3,
+        end: 9,
+        len: 9,
+        hosts: vec![],
+    };
     assert_eq!(read_split(&first, &cfg), vec!["aa", "bb"]);
     assert_eq!(read_split(&second, &cfg), vec!["cc"]);
     // A split starting inside a line skips the partial line and finishes its own last line.
-    let mid = Split { url: url.into(), start: 1, end: 4, len: 9, hosts: vec![] };
+    let mid = Split {
+        url: url.into(),
+        start: 1,
+        end: 4,
+        len: 9,
+        hosts: vec![],
+    };
     assert_eq!(read_split(&mid, &cfg), vec!["bb"]);
 }
 
@@ -78,7 +108,13 @@ fn crlf_and_missing_final_newline() {
     std::fs::write(&path, "one\r\ntwo\r\n\r\nthree").unwrap();
     let cfg = StorageConfig::new();
     let splits = text_splits(path.to_str().unwrap(), 1, &cfg).unwrap();
-    assert_eq!(splits.iter().flat_map(|s| read_split(s, &cfg)).collect::<Vec<_>>(), vec!["one", "two", "", "three"]);
+    assert_eq!(
+        splits
+            .iter()
+            .flat_map(|s| read_split(s, &cfg))
+            .collect::<Vec<_>>(),
+        vec!["one", "two", "", "three"]
+    );
 }
 
 #[test]
@@ -88,8 +124,11 @@ fn long_lines_grow_the_buffer() {
     let long = "x".repeat(3 << 20);
     std::fs::write(&path, format!("short\n{long}\nend\n")).unwrap();
     let cfg = StorageConfig::new();
-    let lines: Vec<String> =
-        text_splits(path.to_str().unwrap(), 1, &cfg).unwrap().iter().flat_map(|s| read_split(s, &cfg)).collect();
+    let lines: Vec<String> = text_splits(path.to_str().unwrap(), 1, &cfg)
+        .unwrap()
+        .iter()
+        .flat_map(|s| read_split(s, &cfg))
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[1].len(), long.len());
 }
@@ -108,7 +147,11 @@ fn gzip_and_lz4_files_are_read_whole() {
     for name in ["a.txt.gz", "b.txt.lz4"] {
         let splits = text_splits(dir.path().join(name).to_str().unwrap(), 8, &cfg).unwrap();
         assert_eq!(splits.len(), 1, "{name} must not be split");
-        assert_eq!(read_split(&splits[0], &cfg), reference_lines(&text), "{name}");
+        assert_eq!(
+            read_split(&splits[0], &cfg),
+            reference_lines(&text),
+            "{name}"
+        );
     }
 }
 
@@ -123,7 +166,9 @@ fn truncated_gzip_is_a_typed_error() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let cfg = StorageConfig::new();
     let split = &text_splits(path.to_str().unwrap(), 1, &cfg).unwrap()[0];
-    let result: Result<Vec<String>, _> = LineReader::open(split, &cfg, Utf8Mode::Strict).unwrap().collect();
+    let result: Result<Vec<String>, _> = LineReader::open(split, &cfg, Utf8Mode::Strict)
+        .unwrap()
+        .collect();
     match result {
         Err(StorageError::Decompress { url, codec, .. }) => {
             assert_eq!(codec, "gzip");
@@ -144,7 +189,9 @@ fn invalid_utf8_names_url_and_offset_or_is_replaced_in_lossy_mode() {
     let mut bytes = b"good line\nsecond ok\nbad \xff\xfe here\nafter\n".to_vec();
     std::fs::write(&path, &bytes).unwrap();
     let cfg = StorageConfig::new();
-    let split = text_splits(path.to_str().unwrap(), 1, &cfg).unwrap().remove(0);
+    let split = text_splits(path.to_str().unwrap(), 1, &cfg)
+        .unwrap()
+        .remove(0);
     let mut r = LineReader::open(&split, &cfg, Utf8Mode::Strict).unwrap();
     assert_eq!(r.next_line().unwrap(), Some("good line"));
     assert_eq!(r.next_line().unwrap(), Some("second ok"));
@@ -156,17 +203,41 @@ fn invalid_utf8_names_url_and_offset_or_is_replaced_in_lossy_mode() {
         }
         other => panic!("expected InvalidUtf8, got {other:?}"),
     }
-    let lossy: Vec<String> =
-        LineReader::open(&split, &cfg, Utf8Mode::Lossy).unwrap().collect::<Result<_, _>>().unwrap();
-    assert_eq!(lossy, vec!["good line", "second ok", "bad \u{FFFD}\u{FFFD} here", "after"]);
+    let lossy: Vec<String> = LineReader::open(&split, &cfg, Utf8Mode::Lossy)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        lossy,
+        vec![
+            "good line",
+            "second ok",
+            "bad \u{FFFD}\u{FFFD} here",
+            "after"
+        ]
+    );
     let mut bulk = Vec::new();
-    LineReader::open(&split, &cfg, Utf8Mode::Lossy).unwrap().for_each_line(|l| bulk.push(l.to_string())).unwrap();
+    LineReader::open(&split, &cfg, Utf8Mode::Lossy)
+        .unwrap()
+        .for_each_line(|l| bulk.push(l.to_string()))
+        .unwrap();
     assert_eq!(bulk, lossy);
-    let strict = LineReader::open(&split, &cfg, Utf8Mode::Strict).unwrap().for_each_line(|_| {});
-    assert!(matches!(strict, Err(StorageError::InvalidUtf8 { offset: 24, .. })), "{strict:?}");
+    let strict = LineReader::open(&split, &cfg, Utf8Mode::Strict)
+        .unwrap()
+        .for_each_line(|_| {});
+    assert!(
+        matches!(strict, Err(StorageError::InvalidUtf8 { offset: 24, .. })),
+        "{strict:?}"
+    );
     // A split that ends before the bad line never sees it.
     bytes.truncate(0);
-    let first = Split { url: split.url.clone(), start: 0, end: 5, len: split.len, hosts: vec![] };
+    let first = Split {
+        url: split.url.clone(),
+        start: 0,
+        end: 5,
+        len: split.len,
+        hosts: vec![],
+    };
     assert_eq!(read_split(&first, &cfg), vec!["good line"]);
 }
 
@@ -183,16 +254,41 @@ fn directories_globs_hidden_files_and_lists() {
     std::fs::write(d.join("logs/.hidden.log"), "x\n").unwrap();
     let cfg = StorageConfig::new();
     let names = |url: &str| -> Vec<String> {
-        list_inputs(url, &cfg).unwrap().iter().map(|o| o.location.file_name().to_string()).collect()
+        list_inputs(url, &cfg)
+            .unwrap()
+            .iter()
+            .map(|o| o.location.file_name().to_string())
+            .collect()
     };
     let base = d.to_str().unwrap();
-    assert_eq!(names(&format!("{base}/logs")), vec!["a.log", "b.txt", "c.log"]);
-    assert_eq!(names(&format!("{base}/logs/*/*.log")), vec!["a.log", "c.log"]);
-    assert_eq!(names(&format!("file://{base}/logs/202[4]/*")), vec!["a.log", "b.txt"]);
-    assert_eq!(names(&format!("{base}/logs/{{2024,2025}}")), vec!["a.log", "b.txt", "c.log"]);
-    assert_eq!(names(&format!("{base}/logs/2024/a.log,{base}/logs/2025")), vec!["a.log", "c.log"]);
-    assert!(matches!(list_inputs(&format!("{base}/logs/*.csv"), &cfg), Err(StorageError::NoInputs { .. })));
-    assert!(matches!(list_inputs(&format!("{base}/nothing-here"), &cfg), Err(StorageError::NoInputs { .. })));
+    assert_eq!(
+        names(&format!("{base}/logs")),
+        vec!["a.log", "b.txt", "c.log"]
+    );
+    assert_eq!(
+        names(&format!("{base}/logs/*/*.log")),
+        vec!["a.log", "c.log"]
+    );
+    assert_eq!(
+        names(&format!("file://{base}/logs/202[4]/*")),
+        vec!["a.log", "b.txt"]
+    );
+    assert_eq!(
+        names(&format!("{base}/logs/{{2024,2025}}")),
+        vec!["a.log", "b.txt", "c.log"]
+    );
+    assert_eq!(
+        names(&format!("{base}/logs/2024/a.log,{base}/logs/2025")),
+        vec!["a.log", "c.log"]
+    );
+    assert!(matches!(
+        list_inputs(&format!("{base}/logs/*.csv"), &cfg),
+        Err(StorageError::NoInputs { .. })
+    ));
+    assert!(matches!(
+        list_inputs(&format!("{base}/nothing-here"), &cfg),
+        Err(StorageError::NoInputs { .. })
+    ));
     let whole = whole_text_files(&format!("{base}/logs/2024"), &cfg, Utf8Mode::Strict).unwrap();
     assert_eq!(whole.len(), 2);
     assert!(whole[0].0.ends_with("/logs/2024/a.log") && whole[0].1 == "a1\na2\n");
@@ -216,14 +312,32 @@ fn memory_store_roundtrip_and_splits() {
 #[test]
 fn bad_urls_are_typed_errors() {
     let cfg = StorageConfig::new();
-    assert!(matches!(Location::resolve("ftp://host/x", &cfg), Err(StorageError::UnsupportedScheme { .. })));
-    assert!(matches!(Location::resolve("s3:///no-bucket", &cfg), Err(StorageError::InvalidUrl { .. })));
-    assert!(matches!(Location::resolve("s3://key:secret@bucket/x", &cfg), Err(StorageError::InvalidUrl { .. })));
+    assert!(matches!(
+        Location::resolve("ftp://host/x", &cfg),
+        Err(StorageError::UnsupportedScheme { .. })
+    ));
+    assert!(matches!(
+        Location::resolve("s3:///no-bucket", &cfg),
+        Err(StorageError::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        Location::resolve("s3://key:secret@bucket/x", &cfg),
+        Err(StorageError::InvalidUrl { .. })
+    ));
     #[cfg(not(feature = "hdfs"))]
-    assert!(matches!(Location::resolve("hdfs://nn:8020/x", &cfg), Err(StorageError::UnsupportedScheme { .. })));
-    let missing = LineReader::open(&Split::whole("/definitely/not/here.txt", 10), &cfg, Utf8Mode::Strict);
+    assert!(matches!(
+        Location::resolve("hdfs://nn:8020/x", &cfg),
+        Err(StorageError::UnsupportedScheme { .. })
+    ));
+    let missing = LineReader::open(
+        &Split::whole("/definitely/not/here.txt", 10),
+        &cfg,
+        Utf8Mode::Strict,
+    );
     match missing {
-        Err(StorageError::NotFound { url, .. }) => assert_eq!(url, "file:///definitely/not/here.txt"),
+        Err(StorageError::NotFound { url, .. }) => {
+            assert_eq!(url, "file:///definitely/not/here.txt")
+        }
         other => panic!("expected NotFound, got {:?}", other.err()),
     }
     assert!(matches!(
@@ -238,5 +352,8 @@ fn unsupported_compression_is_refused() {
     let path = dir.path().join("x.txt.bz2");
     std::fs::write(&path, b"BZh9").unwrap();
     let err = text_splits(path.to_str().unwrap(), 1, &StorageConfig::new()).unwrap_err();
-    assert!(matches!(err, StorageError::UnsupportedCompression { ref codec, .. } if codec == "bz2"), "{err}");
+    assert!(
+        matches!(err, StorageError::UnsupportedCompression { ref codec, .. } if codec == "bz2"),
+        "{err}"
+    );
 }

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    ArrayBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -58,7 +59,11 @@ impl Default for CsvOptions {
     }
 }
 
-fn csv_reader(loc: &Location, opts: &CsvOptions, config: &StorageConfig) -> Result<csv::Reader<DecodingReader>> {
+fn csv_reader(
+    loc: &Location,
+    opts: &CsvOptions,
+    config: &StorageConfig,
+) -> Result<csv::Reader<DecodingReader>> {
     let src = open_decoded(loc, config)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
@@ -85,7 +90,11 @@ fn read_err(url: &str, e: csv::Error) -> StorageError {
 }
 
 fn is_null(field: &[u8], opts: &CsvOptions) -> bool {
-    field.is_empty() || opts.null_value.as_deref().is_some_and(|n| n.as_bytes() == field)
+    field.is_empty()
+        || opts
+            .null_value
+            .as_deref()
+            .is_some_and(|n| n.as_bytes() == field)
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -110,13 +119,19 @@ pub fn infer_csv_schema(url: &str, opts: &CsvOptions, config: &StorageConfig) ->
     let mut first = true;
     let mut rows = 0;
     while rows < opts.infer_rows {
-        if !rdr.read_byte_record(&mut rec).map_err(|e| read_err(loc.url(), e))? {
+        if !rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| read_err(loc.url(), e))?
+        {
             break;
         }
         if first {
             first = false;
             if opts.header {
-                names = rec.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
+                names = rec
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).trim().to_string())
+                    .collect();
                 continue;
             }
         }
@@ -266,8 +281,13 @@ fn check_row<'r>(
             continue;
         }
         let name = schema.field(i).name();
-        let s = std::str::from_utf8(f)
-            .map_err(|e| format!("field {} (`{name}`) is not valid UTF-8 at byte {}", i + 1, e.valid_up_to()))?;
+        let s = std::str::from_utf8(f).map_err(|e| {
+            format!(
+                "field {} (`{name}`) is not valid UTF-8 at byte {}",
+                i + 1,
+                e.valid_up_to()
+            )
+        })?;
         match cols[i].parse(s) {
             Some(v) => vals.push(v),
             None => {
@@ -298,7 +318,12 @@ pub struct CsvReader {
 impl CsvReader {
     /// Opens `url` with `schema` (from [`infer_csv_schema`] or given). Supported column types:
     /// Int32, Int64, Float32, Float64, Boolean, Utf8.
-    pub fn open(url: &str, schema: SchemaRef, opts: &CsvOptions, config: &StorageConfig) -> Result<CsvReader> {
+    pub fn open(
+        url: &str,
+        schema: SchemaRef,
+        opts: &CsvOptions,
+        config: &StorageConfig,
+    ) -> Result<CsvReader> {
         let loc = Location::resolve(url, config)?;
         let cap = opts.batch_size.max(1);
         let cols = schema
@@ -307,7 +332,11 @@ impl CsvReader {
             .map(|f| {
                 Col::new(f.data_type(), cap).ok_or_else(|| StorageError::Schema {
                     url: loc.url().to_string(),
-                    reason: format!("CSV column `{}` has unsupported type {}", f.name(), f.data_type()),
+                    reason: format!(
+                        "CSV column `{}` has unsupported type {}",
+                        f.name(),
+                        f.data_type()
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -336,7 +365,11 @@ impl CsvReader {
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         while !self.done && self.cols.first().map_or(0, Col::len) < self.opts.batch_size.max(1) {
-            if !self.rdr.read_byte_record(&mut self.rec).map_err(|e| read_err(&self.url, e))? {
+            if !self
+                .rdr
+                .read_byte_record(&mut self.rec)
+                .map_err(|e| read_err(&self.url, e))?
+            {
                 self.done = true;
                 if self.dropped > 0 {
                     tracing::warn!(url = %self.url, dropped = self.dropped, "dropped malformed CSV rows");
@@ -375,7 +408,10 @@ impl CsvReader {
         let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(Col::finish).collect();
         RecordBatch::try_new(self.schema.clone(), arrays)
             .map(Some)
-            .map_err(|e| StorageError::Arrow { url: self.url.clone(), source: e })
+            .map_err(|e| StorageError::Arrow {
+                url: self.url.clone(),
+                source: e,
+            })
     }
 }
 

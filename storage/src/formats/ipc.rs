@@ -35,13 +35,20 @@ fn open(url: &str, config: &StorageConfig) -> Result<(String, FileReader<Seekabl
 fn arrow_error(url: &str, e: arrow_schema::ArrowError) -> StorageError {
     match e {
         arrow_schema::ArrowError::IoError(_, io) => StorageError::from_io(url, io),
-        e => StorageError::Arrow { url: url.to_string(), source: e },
+        e => StorageError::Arrow {
+            url: url.to_string(),
+            source: e,
+        },
     }
 }
 
 /// Lists `urls` and cuts each file into splits of at most `batches_per_split` batches
 /// (0 = one split per file). Returns the schema of the first file and the splits.
-pub fn ipc_splits(urls: &str, batches_per_split: usize, config: &StorageConfig) -> Result<(SchemaRef, Vec<IpcSplit>)> {
+pub fn ipc_splits(
+    urls: &str,
+    batches_per_split: usize,
+    config: &StorageConfig,
+) -> Result<(SchemaRef, Vec<IpcSplit>)> {
     let mut schema = None;
     let mut splits = Vec::new();
     for f in list_inputs(urls, config)? {
@@ -49,15 +56,26 @@ pub fn ipc_splits(urls: &str, batches_per_split: usize, config: &StorageConfig) 
         match &schema {
             None => schema = Some(r.schema()),
             Some(s) if s.fields() != r.schema().fields() => {
-                return Err(StorageError::Schema { url, reason: "schema differs from the first file's".into() })
+                return Err(StorageError::Schema {
+                    url,
+                    reason: "schema differs from the first file's".into(),
+                })
             }
             Some(_) => {}
         }
         let n = r.num_batches();
-        let step = if batches_per_split == 0 { n.max(1) } else { batches_per_split };
+        let step = if batches_per_split == 0 {
+            n.max(1)
+        } else {
+            batches_per_split
+        };
         let mut i = 0;
         while i < n {
-            splits.push(IpcSplit { url: url.clone(), batches: i..(i + step).min(n), hosts: Vec::new() });
+            splits.push(IpcSplit {
+                url: url.clone(),
+                batches: i..(i + step).min(n),
+                hosts: Vec::new(),
+            });
             i += step;
         }
     }
@@ -77,11 +95,21 @@ pub fn read_ipc_split(split: &IpcSplit, config: &StorageConfig) -> Result<IpcBat
     if split.batches.end > inner.num_batches() {
         return Err(StorageError::Schema {
             url,
-            reason: format!("split wants batches {:?}, file has {}", split.batches, inner.num_batches()),
+            reason: format!(
+                "split wants batches {:?}, file has {}",
+                split.batches,
+                inner.num_batches()
+            ),
         });
     }
-    inner.set_index(split.batches.start).map_err(|e| arrow_error(&url, e))?;
-    Ok(IpcBatchReader { inner, url, remaining: split.batches.len() })
+    inner
+        .set_index(split.batches.start)
+        .map_err(|e| arrow_error(&url, e))?;
+    Ok(IpcBatchReader {
+        inner,
+        url,
+        remaining: split.batches.len(),
+    })
 }
 
 impl IpcBatchReader {
@@ -99,6 +127,8 @@ impl Iterator for IpcBatchReader {
             return None;
         }
         self.remaining -= 1;
-        self.inner.next().map(|r| r.map_err(|e| arrow_error(&self.url, e)))
+        self.inner
+            .next()
+            .map(|r| r.map_err(|e| arrow_error(&self.url, e)))
     }
 }

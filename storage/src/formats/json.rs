@@ -30,21 +30,37 @@ pub struct JsonOptions {
 
 impl Default for JsonOptions {
     fn default() -> Self {
-        JsonOptions { schema: None, infer_rows: 1000, mode: ParseMode::FailFast, batch_size: 8192 }
+        JsonOptions {
+            schema: None,
+            infer_rows: 1000,
+            mode: ParseMode::FailFast,
+            batch_size: 8192,
+        }
     }
 }
 
 fn malformed(url: &str, offset: u64, reason: String) -> StorageError {
-    StorageError::MalformedRecord { url: url.to_string(), format: "JSON", position: format!("byte offset {offset}"), reason }
+    StorageError::MalformedRecord {
+        url: url.to_string(),
+        format: "JSON",
+        position: format!("byte offset {offset}"),
+        reason,
+    }
 }
 
 /// Infers a schema from the first `opts.infer_rows` non-blank lines of `split`.
-pub fn infer_json_schema(split: &Split, opts: &JsonOptions, config: &StorageConfig) -> Result<SchemaRef> {
+pub fn infer_json_schema(
+    split: &Split,
+    opts: &JsonOptions,
+    config: &StorageConfig,
+) -> Result<SchemaRef> {
     let mut lines = LineReader::open(split, config, Utf8Mode::Strict)?;
     let mut values = Vec::new();
     while values.len() < opts.infer_rows {
         let offset = lines.offset();
-        let Some(line) = lines.next_line()? else { break };
+        let Some(line) = lines.next_line()? else {
+            break;
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -56,8 +72,12 @@ pub fn infer_json_schema(split: &Split, opts: &JsonOptions, config: &StorageConf
             Err(e) => return Err(malformed(&split.url, offset, e.to_string())),
         }
     }
-    let schema = infer_json_schema_from_iterator(values.iter().map(Ok::<_, arrow_schema::ArrowError>))
-        .map_err(|e| StorageError::Arrow { url: split.url.clone(), source: e })?;
+    let schema =
+        infer_json_schema_from_iterator(values.iter().map(Ok::<_, arrow_schema::ArrowError>))
+            .map_err(|e| StorageError::Arrow {
+                url: split.url.clone(),
+                source: e,
+            })?;
     Ok(Arc::new(schema))
 }
 
@@ -76,8 +96,17 @@ fn compatible(v: &Value, t: &DataType) -> bool {
         },
         Value::String(_) => matches!(
             t,
-            Utf8 | LargeUtf8 | Utf8View | Timestamp(..) | Date32 | Date64 | Time32(_) | Time64(_) | Decimal128(..)
-                | Decimal256(..) | Binary | LargeBinary
+            Utf8 | LargeUtf8
+                | Utf8View
+                | Timestamp(..)
+                | Date32
+                | Date64
+                | Time32(_)
+                | Time64(_)
+                | Decimal128(..)
+                | Decimal256(..)
+                | Binary
+                | LargeBinary
         ),
         Value::Array(_) => matches!(t, List(_) | LargeList(_) | FixedSizeList(..) | ListView(_)),
         Value::Object(_) => matches!(t, Struct(_) | Map(..)),
@@ -86,14 +115,23 @@ fn compatible(v: &Value, t: &DataType) -> bool {
 
 fn check_line(line: &str, schema: &Schema) -> std::result::Result<(), String> {
     let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let Value::Object(obj) = v else { return Err("not a JSON object".into()) };
+    let Value::Object(obj) = v else {
+        return Err("not a JSON object".into());
+    };
     for f in schema.fields() {
         match obj.get(f.name()) {
             Some(v) if !compatible(v, f.data_type()) => {
-                return Err(format!("field `{}` = {v} is not a valid {}", f.name(), f.data_type()))
+                return Err(format!(
+                    "field `{}` = {v} is not a valid {}",
+                    f.name(),
+                    f.data_type()
+                ))
             }
             None | Some(Value::Null) if !f.is_nullable() => {
-                return Err(format!("non-nullable field `{}` is missing or null", f.name()))
+                return Err(format!(
+                    "non-nullable field `{}` is missing or null",
+                    f.name()
+                ))
             }
             _ => {}
         }
@@ -116,11 +154,19 @@ pub struct JsonLinesReader {
 
 impl JsonLinesReader {
     /// Opens `split` with `schema` (from [`infer_json_schema`] or given).
-    pub fn open(split: &Split, schema: SchemaRef, opts: &JsonOptions, config: &StorageConfig) -> Result<Self> {
+    pub fn open(
+        split: &Split,
+        schema: SchemaRef,
+        opts: &JsonOptions,
+        config: &StorageConfig,
+    ) -> Result<Self> {
         let decoder = ReaderBuilder::new(schema.clone())
             .with_batch_size(opts.batch_size.max(1))
             .build_decoder()
-            .map_err(|e| StorageError::Arrow { url: split.url.clone(), source: e })?;
+            .map_err(|e| StorageError::Arrow {
+                url: split.url.clone(),
+                source: e,
+            })?;
         let lines = LineReader::open(split, config, Utf8Mode::Strict)?;
         Ok(JsonLinesReader {
             batch_offset: lines.offset(),
@@ -171,18 +217,24 @@ impl JsonLinesReader {
                 }
             }
             let url = &self.url;
-            self.decoder.decode(line.as_bytes()).map_err(|e| malformed(url, offset, e.to_string()))?;
+            self.decoder
+                .decode(line.as_bytes())
+                .map_err(|e| malformed(url, offset, e.to_string()))?;
             // Terminate the record explicitly so the next line starts a new one.
-            self.decoder.decode(b"\n").map_err(|e| malformed(url, offset, e.to_string()))?;
+            self.decoder
+                .decode(b"\n")
+                .map_err(|e| malformed(url, offset, e.to_string()))?;
         }
         let start = self.batch_offset;
         self.batch_offset = self.lines.offset();
-        self.decoder.flush().map_err(|e| StorageError::MalformedRecord {
-            url: self.url.clone(),
-            format: "JSON",
-            position: format!("byte offsets {start}..{}", self.batch_offset),
-            reason: e.to_string(),
-        })
+        self.decoder
+            .flush()
+            .map_err(|e| StorageError::MalformedRecord {
+                url: self.url.clone(),
+                format: "JSON",
+                position: format!("byte offsets {start}..{}", self.batch_offset),
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
 use parquet::file::metadata::RowGroupMetaData;
@@ -71,7 +74,11 @@ pub struct Predicate {
 impl Predicate {
     /// Builds `column <op> value`.
     pub fn new(column: impl Into<String>, op: CmpOp, value: Scalar) -> Self {
-        Predicate { column: column.into(), op, value }
+        Predicate {
+            column: column.into(),
+            op,
+            value,
+        }
     }
 }
 
@@ -133,10 +140,16 @@ impl ParquetSource {
     /// Opens `loc`.
     pub fn open(loc: &Location, config: &StorageConfig) -> Result<Self> {
         if let Some(p) = loc.local_path() {
-            return Ok(ParquetSource::Local(File::open(p).map_err(|e| local_err(loc.url(), e))?));
+            return Ok(ParquetSource::Local(
+                File::open(p).map_err(|e| local_err(loc.url(), e))?,
+            ));
         }
         let len = loc.head()?.size;
-        Ok(ParquetSource::Remote { loc: loc.clone(), len, config: config.clone() })
+        Ok(ParquetSource::Remote {
+            loc: loc.clone(),
+            len,
+            config: config.clone(),
+        })
     }
 }
 
@@ -159,9 +172,9 @@ impl ChunkReader for ParquetSource {
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
         match self {
             ParquetSource::Local(f) => Ok(Box::new(f.get_read(start)?)),
-            ParquetSource::Remote { loc, len, config } => {
-                Ok(Box::new(ObjectReader::open(loc, start, *len, *len, config).map_err(pq_err)?))
-            }
+            ParquetSource::Remote { loc, len, config } => Ok(Box::new(
+                ObjectReader::open(loc, start, *len, *len, config).map_err(pq_err)?,
+            )),
         }
     }
 
@@ -171,11 +184,15 @@ impl ChunkReader for ParquetSource {
                 use std::os::unix::fs::FileExt;
                 let mut buf = vec![0u8; length];
                 f.read_exact_at(&mut buf, start).map_err(|e| {
-                    parquet::errors::ParquetError::EOF(format!("reading {length} bytes at {start}: {e}"))
+                    parquet::errors::ParquetError::EOF(format!(
+                        "reading {length} bytes at {start}: {e}"
+                    ))
                 })?;
                 Ok(Bytes::from(buf))
             }
-            ParquetSource::Remote { loc, .. } => loc.get_range(start, start + length as u64).map_err(pq_err),
+            ParquetSource::Remote { loc, .. } => {
+                loc.get_range(start, start + length as u64).map_err(pq_err)
+            }
         }
     }
 }
@@ -185,7 +202,10 @@ fn parquet_error(url: &str, e: parquet::errors::ParquetError) -> StorageError {
         parquet::errors::ParquetError::External(inner) if inner.is::<StorageError>() => {
             *inner.downcast::<StorageError>().expect("checked")
         }
-        e => StorageError::Parquet { url: url.to_string(), source: e },
+        e => StorageError::Parquet {
+            url: url.to_string(),
+            source: e,
+        },
     }
 }
 
@@ -193,16 +213,26 @@ fn parquet_error(url: &str, e: parquet::errors::ParquetError) -> StorageError {
 pub fn read_metadata(url: &str, config: &StorageConfig) -> Result<ArrowReaderMetadata> {
     let loc = Location::resolve(url, config)?;
     let src = ParquetSource::open(&loc, config)?;
-    ArrowReaderMetadata::load(&src, ArrowReaderOptions::new()).map_err(|e| parquet_error(loc.url(), e))
+    ArrowReaderMetadata::load(&src, ArrowReaderOptions::new())
+        .map_err(|e| parquet_error(loc.url(), e))
 }
 
-fn projection_indices(url: &str, schema: &SchemaRef, projection: &Option<Vec<String>>) -> Result<Option<Vec<usize>>> {
-    let Some(cols) = projection else { return Ok(None) };
+fn projection_indices(
+    url: &str,
+    schema: &SchemaRef,
+    projection: &Option<Vec<String>>,
+) -> Result<Option<Vec<usize>>> {
+    let Some(cols) = projection else {
+        return Ok(None);
+    };
     cols.iter()
         .map(|c| {
             schema.index_of(c).map_err(|_| StorageError::Schema {
                 url: url.to_string(),
-                reason: format!("no column `{c}` (columns: {:?})", schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()),
+                reason: format!(
+                    "no column `{c}` (columns: {:?})",
+                    schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+                ),
             })
         })
         .collect::<Result<Vec<_>>>()
@@ -210,7 +240,11 @@ fn projection_indices(url: &str, schema: &SchemaRef, projection: &Option<Vec<Str
 }
 
 /// Lists `urls` and plans one split per row group, pruning with `scan.predicates`.
-pub fn parquet_splits(urls: &str, scan: &ParquetScan, config: &StorageConfig) -> Result<ParquetPlan> {
+pub fn parquet_splits(
+    urls: &str,
+    scan: &ParquetScan,
+    config: &StorageConfig,
+) -> Result<ParquetPlan> {
     let files = list_inputs(urls, config)?;
     let mut schema: Option<SchemaRef> = None;
     let mut splits = Vec::new();
@@ -222,7 +256,11 @@ pub fn parquet_splits(urls: &str, scan: &ParquetScan, config: &StorageConfig) ->
             Some(s) if s.fields() != meta.schema().fields() => {
                 return Err(StorageError::Schema {
                     url: f.url().to_string(),
-                    reason: format!("schema {:?} differs from the first file's {:?}", meta.schema(), s),
+                    reason: format!(
+                        "schema {:?} differs from the first file's {:?}",
+                        meta.schema(),
+                        s
+                    ),
                 })
             }
             Some(_) => {}
@@ -245,29 +283,49 @@ pub fn parquet_splits(urls: &str, scan: &ParquetScan, config: &StorageConfig) ->
     }
     let full = schema.expect("list_inputs returns at least one file");
     let projected = match projection_indices(files[0].url(), &full, &scan.projection)? {
-        Some(idx) => Arc::new(full.project(&idx).map_err(|e| StorageError::Arrow { url: urls.to_string(), source: e })?),
+        Some(idx) => Arc::new(full.project(&idx).map_err(|e| StorageError::Arrow {
+            url: urls.to_string(),
+            source: e,
+        })?),
         None => full,
     };
     tracing::debug!(urls, total, pruned, "planned parquet scan");
-    Ok(ParquetPlan { schema: projected, splits, total_row_groups: total, pruned_row_groups: pruned })
+    Ok(ParquetPlan {
+        schema: projected,
+        splits,
+        total_row_groups: total,
+        pruned_row_groups: pruned,
+    })
 }
 
 /// Reads one split's batches.
-pub fn read_parquet_split(split: &ParquetSplit, scan: &ParquetScan, config: &StorageConfig) -> Result<ParquetBatchReader> {
+pub fn read_parquet_split(
+    split: &ParquetSplit,
+    scan: &ParquetScan,
+    config: &StorageConfig,
+) -> Result<ParquetBatchReader> {
     let loc = Location::resolve(&split.url, config)?;
     let src = ParquetSource::open(&loc, config)?;
-    let meta = ArrowReaderMetadata::load(&src, ArrowReaderOptions::new()).map_err(|e| parquet_error(loc.url(), e))?;
+    let meta = ArrowReaderMetadata::load(&src, ArrowReaderOptions::new())
+        .map_err(|e| parquet_error(loc.url(), e))?;
     let idx = projection_indices(loc.url(), meta.schema(), &scan.projection)?;
     let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(src, meta)
         .with_row_groups(split.row_groups.clone())
-        .with_batch_size(if scan.batch_size == 0 { 8192 } else { scan.batch_size });
+        .with_batch_size(if scan.batch_size == 0 {
+            8192
+        } else {
+            scan.batch_size
+        });
     // The decoder yields projected columns in file order; `reorder` restores the requested order.
     let mut reorder = None;
     if let Some(idx) = idx {
         let mut sorted = idx.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        let positions: Vec<usize> = idx.iter().map(|i| sorted.binary_search(i).expect("present")).collect();
+        let positions: Vec<usize> = idx
+            .iter()
+            .map(|i| sorted.binary_search(i).expect("present"))
+            .collect();
         if positions.iter().enumerate().any(|(k, &p)| k != p) || positions.len() != sorted.len() {
             reorder = Some(positions);
         }
@@ -275,7 +333,11 @@ pub fn read_parquet_split(split: &ParquetSplit, scan: &ParquetScan, config: &Sto
         b = b.with_projection(mask);
     }
     let inner = b.build().map_err(|e| parquet_error(loc.url(), e))?;
-    Ok(ParquetBatchReader { inner, url: loc.url().to_string(), reorder })
+    Ok(ParquetBatchReader {
+        inner,
+        url: loc.url().to_string(),
+        reorder,
+    })
 }
 
 /// Batches of a Parquet split.
@@ -303,9 +365,15 @@ impl Iterator for ParquetBatchReader {
     fn next(&mut self) -> Option<Self::Item> {
         let url = &self.url;
         self.inner.next().map(|r| {
-            let batch = r.map_err(|e| StorageError::Arrow { url: url.clone(), source: e })?;
+            let batch = r.map_err(|e| StorageError::Arrow {
+                url: url.clone(),
+                source: e,
+            })?;
             match &self.reorder {
-                Some(p) => batch.project(p).map_err(|e| StorageError::Arrow { url: url.clone(), source: e }),
+                Some(p) => batch.project(p).map_err(|e| StorageError::Arrow {
+                    url: url.clone(),
+                    source: e,
+                }),
                 None => Ok(batch),
             }
         })
@@ -340,42 +408,72 @@ fn cmp(b: &Bound, v: &Scalar) -> Option<std::cmp::Ordering> {
     }
 }
 
-fn bounds(stats: &Statistics, desc: &parquet::schema::types::ColumnDescriptor) -> Option<(Bound, Bound)> {
+fn bounds(
+    stats: &Statistics,
+    desc: &parquet::schema::types::ColumnDescriptor,
+) -> Option<(Bound, Bound)> {
     let signed_int = matches!(
         desc.converted_type(),
-        ConvertedType::NONE | ConvertedType::INT_8 | ConvertedType::INT_16 | ConvertedType::INT_32 | ConvertedType::INT_64
+        ConvertedType::NONE
+            | ConvertedType::INT_8
+            | ConvertedType::INT_16
+            | ConvertedType::INT_32
+            | ConvertedType::INT_64
     ) && !matches!(desc.logical_type_ref(), Some(LogicalType::Integer(t)) if !t.is_signed);
-    let string = desc.converted_type() == ConvertedType::UTF8 || matches!(desc.logical_type_ref(), Some(LogicalType::String));
+    let string = desc.converted_type() == ConvertedType::UTF8
+        || matches!(desc.logical_type_ref(), Some(LogicalType::String));
     Some(match (stats, desc.physical_type()) {
-        (Statistics::Int32(s), PhysicalType::INT32) if signed_int => {
-            (Bound::I(*s.min_opt()? as i64), Bound::I(*s.max_opt()? as i64))
+        (Statistics::Int32(s), PhysicalType::INT32) if signed_int => (
+            Bound::I(*s.min_opt()? as i64),
+            Bound::I(*s.max_opt()? as i64),
+        ),
+        (Statistics::Int64(s), PhysicalType::INT64) if signed_int => {
+            (Bound::I(*s.min_opt()?), Bound::I(*s.max_opt()?))
         }
-        (Statistics::Int64(s), PhysicalType::INT64) if signed_int => (Bound::I(*s.min_opt()?), Bound::I(*s.max_opt()?)),
-        (Statistics::Float(s), _) => (Bound::F(*s.min_opt()? as f64), Bound::F(*s.max_opt()? as f64)),
+        (Statistics::Float(s), _) => (
+            Bound::F(*s.min_opt()? as f64),
+            Bound::F(*s.max_opt()? as f64),
+        ),
         (Statistics::Double(s), _) => (Bound::F(*s.min_opt()?), Bound::F(*s.max_opt()?)),
         (Statistics::Boolean(s), _) => (Bound::B(*s.min_opt()?), Bound::B(*s.max_opt()?)),
-        (Statistics::ByteArray(s), _) if string => {
-            (Bound::S(s.min_opt()?.data().to_vec()), Bound::S(s.max_opt()?.data().to_vec()))
-        }
+        (Statistics::ByteArray(s), _) if string => (
+            Bound::S(s.min_opt()?.data().to_vec()),
+            Bound::S(s.max_opt()?.data().to_vec()),
+        ),
         _ => return None,
     })
 }
 
 /// Whether some row of `rg` may satisfy all predicates (false only when statistics prove otherwise).
-pub fn row_group_may_match(rg: &RowGroupMetaData, predicates: &[Predicate], url: &str) -> Result<bool> {
+pub fn row_group_may_match(
+    rg: &RowGroupMetaData,
+    predicates: &[Predicate],
+    url: &str,
+) -> Result<bool> {
     use std::cmp::Ordering::*;
     for p in predicates {
         let schema = rg.schema_descr();
-        let Some(ci) = (0..schema.num_columns()).find(|&i| schema.column(i).path().string() == p.column) else {
-            return Err(StorageError::Schema { url: url.to_string(), reason: format!("predicate on unknown column `{}`", p.column) });
+        let Some(ci) =
+            (0..schema.num_columns()).find(|&i| schema.column(i).path().string() == p.column)
+        else {
+            return Err(StorageError::Schema {
+                url: url.to_string(),
+                reason: format!("predicate on unknown column `{}`", p.column),
+            });
         };
         let col = rg.column(ci);
-        let Some(stats) = col.statistics() else { continue };
+        let Some(stats) = col.statistics() else {
+            continue;
+        };
         if stats.null_count_opt() == Some(rg.num_rows() as u64) && rg.num_rows() > 0 {
             return Ok(false); // all nulls: no comparison holds
         }
-        let Some((min, max)) = bounds(stats, &schema.column(ci)) else { continue };
-        let (Some(lo), Some(hi)) = (cmp(&min, &p.value), cmp(&max, &p.value)) else { continue };
+        let Some((min, max)) = bounds(stats, &schema.column(ci)) else {
+            continue;
+        };
+        let (Some(lo), Some(hi)) = (cmp(&min, &p.value), cmp(&max, &p.value)) else {
+            continue;
+        };
         let may = match p.op {
             CmpOp::Eq => lo != Greater && hi != Less,
             CmpOp::NotEq => !(lo == Equal && hi == Equal),

@@ -12,7 +12,10 @@ use serde_arrow::schema::{SchemaLike, TracingOptions};
 use crate::error::{Result, StorageError};
 
 fn rows_err(url: &str, e: serde_arrow::Error) -> StorageError {
-    StorageError::Rows { url: url.to_string(), source: e }
+    StorageError::Rows {
+        url: url.to_string(),
+        source: e,
+    }
 }
 
 /// The Arrow schema of a row type (traced from the type; `Option` fields are nullable).
@@ -28,7 +31,10 @@ pub fn rows_from_batch<T: DeserializeOwned>(url: &str, batch: &RecordBatch) -> R
 }
 
 /// Rows of several batches, in order.
-pub fn rows_from_batches<T: DeserializeOwned>(url: &str, batches: &[RecordBatch]) -> Result<Vec<T>> {
+pub fn rows_from_batches<T: DeserializeOwned>(
+    url: &str,
+    batches: &[RecordBatch],
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for b in batches {
         out.extend(rows_from_batch::<T>(url, b)?);

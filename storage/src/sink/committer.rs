@@ -32,7 +32,9 @@ impl std::str::FromStr for SaveMode {
             "errorifexists" | "error" | "default" => Ok(SaveMode::ErrorIfExists),
             "overwrite" => Ok(SaveMode::Overwrite),
             "append" => Ok(SaveMode::Append),
-            other => Err(format!("unknown save mode `{other}` (errorifexists, overwrite, append)")),
+            other => Err(format!(
+                "unknown save mode `{other}` (errorifexists, overwrite, append)"
+            )),
         }
     }
 }
@@ -73,21 +75,42 @@ impl JobCommitter {
     /// A committer for `dest_url`. `job_id` must be the same on every worker of the job (the engine
     /// derives it deterministically, or uses [`JobCommitter::new_job_id`] on the coordinator and
     /// broadcasts it); only `[A-Za-z0-9_-]` is allowed.
-    pub fn new(dest_url: &str, job_id: &str, mode: SaveMode, config: &StorageConfig) -> Result<Self> {
-        if job_id.is_empty() || !job_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    pub fn new(
+        dest_url: &str,
+        job_id: &str,
+        mode: SaveMode,
+        config: &StorageConfig,
+    ) -> Result<Self> {
+        if job_id.is_empty()
+            || !job_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(StorageError::Commit {
                 url: dest_url.to_string(),
                 reason: format!("invalid job id `{job_id}` (use [A-Za-z0-9_-])"),
             });
         }
-        Ok(JobCommitter { dest: Location::resolve(dest_url, config)?, job_id: job_id.to_string(), mode, config: config.clone() })
+        Ok(JobCommitter {
+            dest: Location::resolve(dest_url, config)?,
+            job_id: job_id.to_string(),
+            mode,
+            config: config.clone(),
+        })
     }
 
     /// A fresh, unique job id (time, process id and a counter).
     pub fn new_job_id() -> String {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
-        format!("{t:x}{:x}{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        format!(
+            "{t:x}{:x}{:x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// The destination.
@@ -116,16 +139,23 @@ impl JobCommitter {
         if d.is_empty() {
             p
         } else {
-            p.strip_prefix(d).map(|r| r.trim_start_matches('/')).unwrap_or(p)
+            p.strip_prefix(d)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(p)
         }
     }
 
     /// Files that currently make up the destination's output (manifest, else visible files).
     fn current_output(&self) -> Result<(Vec<String>, bool)> {
         let all = self.dest.list_recursive()?;
-        let has_marker = all.iter().any(|o| self.relative(&o.location) == SUCCESS_MARKER);
-        let visible: Vec<String> =
-            all.iter().map(|o| self.relative(&o.location).to_string()).filter(|r| !is_hidden(r)).collect();
+        let has_marker = all
+            .iter()
+            .any(|o| self.relative(&o.location) == SUCCESS_MARKER);
+        let visible: Vec<String> = all
+            .iter()
+            .map(|o| self.relative(&o.location).to_string())
+            .filter(|r| !is_hidden(r))
+            .collect();
         if has_marker {
             if let Some(m) = read_manifest(&self.dest)? {
                 return Ok((m.files, true));
@@ -140,7 +170,9 @@ impl JobCommitter {
         if self.mode == SaveMode::ErrorIfExists {
             let (files, marker) = self.current_output()?;
             if !files.is_empty() || marker {
-                return Err(StorageError::AlreadyExists { url: self.dest.url().to_string() });
+                return Err(StorageError::AlreadyExists {
+                    url: self.dest.url().to_string(),
+                });
             }
         }
         Ok(())
@@ -161,7 +193,10 @@ impl JobCommitter {
     /// Publishes the committed attempts (one per partition) and writes the `_SUCCESS` manifest.
     /// On error, call [`JobCommitter::abort_job`]: nothing of this job stays visible.
     pub fn commit_job(&self, commits: &[TaskCommit]) -> Result<Manifest> {
-        let fail = |reason: String| StorageError::Commit { url: self.dest.url().to_string(), reason };
+        let fail = |reason: String| StorageError::Commit {
+            url: self.dest.url().to_string(),
+            reason,
+        };
         let mut seen = std::collections::HashSet::new();
         for c in commits {
             if !seen.insert(c.partition) {
@@ -170,14 +205,18 @@ impl JobCommitter {
         }
         let (previous, had_marker) = self.current_output()?;
         if self.mode == SaveMode::ErrorIfExists && (!previous.is_empty() || had_marker) {
-            return Err(StorageError::AlreadyExists { url: self.dest.url().to_string() });
+            return Err(StorageError::AlreadyExists {
+                url: self.dest.url().to_string(),
+            });
         }
         // 1. Publish parts (rename where the store can, copy + delete where it cannot).
         let mut new_files = Vec::new();
         let mut sorted: Vec<&TaskCommit> = commits.iter().collect();
         sorted.sort_by_key(|c| c.partition);
         for c in sorted {
-            let dir = self.staging().child(&format!("{}-{}", c.partition, c.attempt));
+            let dir = self
+                .staging()
+                .child(&format!("{}-{}", c.partition, c.attempt));
             for f in &c.files {
                 let from = dir.child(f);
                 let to = self.dest.child(f);
@@ -191,7 +230,11 @@ impl JobCommitter {
             _ => Vec::new(),
         };
         files.extend(new_files.iter().cloned());
-        let manifest = Manifest { writer: "ember".into(), job_id: self.job_id.clone(), files };
+        let manifest = Manifest {
+            writer: "ember".into(),
+            job_id: self.job_id.clone(),
+            files,
+        };
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| fail(e.to_string()))?;
         self.dest.child(SUCCESS_MARKER).put(body)?;
         // 3. Cleanup: the replaced output (overwrite), then staging. Failures here leave the
@@ -219,7 +262,10 @@ impl JobCommitter {
 
     /// Deletes staging and any part this job already published (unless its commit completed).
     pub fn abort_job(&self) -> Result<()> {
-        let committed = read_manifest(&self.dest).ok().flatten().is_some_and(|m| m.job_id == self.job_id);
+        let committed = read_manifest(&self.dest)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.job_id == self.job_id);
         if !committed {
             let tag = format!("-{}", self.job_id);
             for o in self.dest.list_recursive()? {
@@ -250,7 +296,11 @@ impl TaskAttempt {
     /// `part-<partition>-<job-id>[-<n>].<ext>`.
     pub fn create_file(&mut self, ext: &str) -> Result<ObjectWriter> {
         let n = self.files.len();
-        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         let ext = ext.trim_start_matches('.');
         let name = format!("part-{:05}-{}{suffix}.{ext}", self.partition, self.job_id);
         let w = ObjectWriter::create(&self.dir.child(&name), &self.config)?;
@@ -281,7 +331,11 @@ impl TaskAttempt {
     /// Finishes the attempt (all its writers must be finished): the commit message for the
     /// coordinator.
     pub fn commit(self) -> TaskCommit {
-        TaskCommit { partition: self.partition, attempt: self.attempt, files: self.files }
+        TaskCommit {
+            partition: self.partition,
+            attempt: self.attempt,
+            files: self.files,
+        }
     }
 
     /// Discards the attempt's files.

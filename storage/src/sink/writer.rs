@@ -21,7 +21,11 @@ pub struct ObjectWriter {
 
 enum Inner {
     Local(BufWriter<File>),
-    Remote { buf: Vec<u8>, part_size: usize, upload: Option<Box<dyn MultipartUpload>> },
+    Remote {
+        buf: Vec<u8>,
+        part_size: usize,
+        upload: Option<Box<dyn MultipartUpload>>,
+    },
     Closed,
 }
 
@@ -29,16 +33,30 @@ impl ObjectWriter {
     /// Creates (or replaces) the object at `loc`.
     pub fn create(loc: &Location, config: &StorageConfig) -> Result<Self> {
         let inner = if let Some(p) = loc.local_path() {
-            let io_err = |e| StorageError::Io { url: loc.url().to_string(), source: e };
+            let io_err = |e| StorageError::Io {
+                url: loc.url().to_string(),
+                source: e,
+            };
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;
             }
-            Inner::Local(BufWriter::with_capacity(1 << 20, File::create(&p).map_err(io_err)?))
+            Inner::Local(BufWriter::with_capacity(
+                1 << 20,
+                File::create(&p).map_err(io_err)?,
+            ))
         } else {
             let part_size = config.write_part_size()?;
-            Inner::Remote { buf: Vec::with_capacity(part_size.min(1 << 20)), part_size, upload: None }
+            Inner::Remote {
+                buf: Vec::with_capacity(part_size.min(1 << 20)),
+                part_size,
+                upload: None,
+            }
         };
-        Ok(ObjectWriter { loc: loc.clone(), inner, written: 0 })
+        Ok(ObjectWriter {
+            loc: loc.clone(),
+            inner,
+            written: 0,
+        })
     }
 
     /// The object's location.
@@ -47,7 +65,9 @@ impl ObjectWriter {
     }
 
     fn upload_part(&mut self) -> Result<()> {
-        let Inner::Remote { buf, upload, .. } = &mut self.inner else { return Ok(()) };
+        let Inner::Remote { buf, upload, .. } = &mut self.inner else {
+            return Ok(());
+        };
         let url = self.loc.url();
         if upload.is_none() {
             let u = block_on(self.loc.store().put_multipart(self.loc.path()))
@@ -55,7 +75,10 @@ impl ObjectWriter {
             *upload = Some(u);
         }
         let data = std::mem::take(buf);
-        let fut = upload.as_mut().expect("set above").put_part(PutPayload::from(data));
+        let fut = upload
+            .as_mut()
+            .expect("set above")
+            .put_part(PutPayload::from(data));
         block_on(fut).map_err(|e| StorageError::from_store(url, e))
     }
 
@@ -64,23 +87,43 @@ impl ObjectWriter {
         let url = self.loc.url().to_string();
         match std::mem::replace(&mut self.inner, Inner::Closed) {
             Inner::Local(mut w) => {
-                w.flush().map_err(|e| StorageError::Io { url: url.clone(), source: e })?;
+                w.flush().map_err(|e| StorageError::Io {
+                    url: url.clone(),
+                    source: e,
+                })?;
                 w.into_inner()
-                    .map_err(|e| StorageError::Io { url: url.clone(), source: e.into_error() })?
+                    .map_err(|e| StorageError::Io {
+                        url: url.clone(),
+                        source: e.into_error(),
+                    })?
                     .sync_data()
                     .map_err(|e| StorageError::Io { url, source: e })?;
             }
-            Inner::Remote { buf, upload: None, .. } => {
+            Inner::Remote {
+                buf, upload: None, ..
+            } => {
                 block_on(self.loc.store().put(self.loc.path(), PutPayload::from(buf)))
                     .map_err(|e| StorageError::from_store(&url, e))?;
             }
-            Inner::Remote { buf, part_size, upload: Some(u) } => {
-                self.inner = Inner::Remote { buf, part_size, upload: Some(u) };
+            Inner::Remote {
+                buf,
+                part_size,
+                upload: Some(u),
+            } => {
+                self.inner = Inner::Remote {
+                    buf,
+                    part_size,
+                    upload: Some(u),
+                };
                 let has_rest = matches!(&self.inner, Inner::Remote { buf, .. } if !buf.is_empty());
                 if has_rest {
                     self.upload_part()?;
                 }
-                if let Inner::Remote { upload: Some(mut u), .. } = std::mem::replace(&mut self.inner, Inner::Closed) {
+                if let Inner::Remote {
+                    upload: Some(mut u),
+                    ..
+                } = std::mem::replace(&mut self.inner, Inner::Closed)
+                {
                     block_on(u.complete()).map_err(|e| StorageError::from_store(&url, e))?;
                 }
             }
@@ -120,7 +163,10 @@ impl Write for ObjectWriter {
 
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
-        if let Inner::Remote { upload: Some(u), .. } = &mut self.inner {
+        if let Inner::Remote {
+            upload: Some(u), ..
+        } = &mut self.inner
+        {
             let _ = block_on(u.abort());
         }
     }

@@ -30,7 +30,9 @@ impl TextPartWriter {
 
     /// Writes one line (a `\n` is appended).
     pub fn write_line(&mut self, line: &str) -> Result<()> {
-        self.w.write_all(line.as_bytes()).map_err(|e| io_err(&self.url, e))?;
+        self.w
+            .write_all(line.as_bytes())
+            .map_err(|e| io_err(&self.url, e))?;
         self.w.write_all(b"\n").map_err(|e| io_err(&self.url, e))
     }
 
@@ -49,26 +51,45 @@ pub struct ParquetPartWriter {
 impl ParquetPartWriter {
     /// Starts a file with `schema`.
     pub fn new(w: ObjectWriter, schema: SchemaRef) -> Result<Self> {
-        Self::with_properties(w, schema, WriterProperties::builder().set_compression(Compression::SNAPPY).build())
+        Self::with_properties(
+            w,
+            schema,
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build(),
+        )
     }
 
     /// Starts a file with explicit writer properties (row-group size, compression...).
-    pub fn with_properties(w: ObjectWriter, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
+    pub fn with_properties(
+        w: ObjectWriter,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self> {
         let url = w.location().url().to_string();
-        let w = ArrowWriter::try_new(w, schema, Some(props))
-            .map_err(|e| StorageError::Parquet { url: url.clone(), source: e })?;
+        let w =
+            ArrowWriter::try_new(w, schema, Some(props)).map_err(|e| StorageError::Parquet {
+                url: url.clone(),
+                source: e,
+            })?;
         Ok(ParquetPartWriter { w, url })
     }
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.w.write(batch).map_err(|e| StorageError::Parquet { url: self.url.clone(), source: e })
+        self.w.write(batch).map_err(|e| StorageError::Parquet {
+            url: self.url.clone(),
+            source: e,
+        })
     }
 
     /// Writes the footer and finishes the file; returns bytes written.
     pub fn finish(self) -> Result<u64> {
         let url = self.url;
-        let inner = self.w.into_inner().map_err(|e| StorageError::Parquet { url, source: e })?;
+        let inner = self
+            .w
+            .into_inner()
+            .map_err(|e| StorageError::Parquet { url, source: e })?;
         inner.close()
     }
 }
@@ -83,20 +104,30 @@ impl IpcPartWriter {
     /// Starts a file with `schema`.
     pub fn new(w: ObjectWriter, schema: SchemaRef) -> Result<Self> {
         let url = w.location().url().to_string();
-        let w = arrow_ipc::writer::FileWriter::try_new(w, &schema)
-            .map_err(|e| StorageError::Arrow { url: url.clone(), source: e })?;
+        let w = arrow_ipc::writer::FileWriter::try_new(w, &schema).map_err(|e| {
+            StorageError::Arrow {
+                url: url.clone(),
+                source: e,
+            }
+        })?;
         Ok(IpcPartWriter { w, url })
     }
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.w.write(batch).map_err(|e| StorageError::Arrow { url: self.url.clone(), source: e })
+        self.w.write(batch).map_err(|e| StorageError::Arrow {
+            url: self.url.clone(),
+            source: e,
+        })
     }
 
     /// Writes the footer and finishes the file; returns bytes written.
     pub fn finish(self) -> Result<u64> {
         let url = self.url;
-        self.w.into_inner().map_err(|e| StorageError::Arrow { url, source: e })?.close()
+        self.w
+            .into_inner()
+            .map_err(|e| StorageError::Arrow { url, source: e })?
+            .close()
     }
 }
 
@@ -110,17 +141,26 @@ impl JsonLinesPartWriter {
     /// Wraps an object writer.
     pub fn new(w: ObjectWriter) -> Self {
         let url = w.location().url().to_string();
-        JsonLinesPartWriter { w: arrow_json::LineDelimitedWriter::new(w), url }
+        JsonLinesPartWriter {
+            w: arrow_json::LineDelimitedWriter::new(w),
+            url,
+        }
     }
 
     /// Appends a batch (one JSON object per row).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.w.write(batch).map_err(|e| StorageError::Arrow { url: self.url.clone(), source: e })
+        self.w.write(batch).map_err(|e| StorageError::Arrow {
+            url: self.url.clone(),
+            source: e,
+        })
     }
 
     /// Finishes the file; returns bytes written.
     pub fn finish(mut self) -> Result<u64> {
-        self.w.finish().map_err(|e| StorageError::Arrow { url: self.url.clone(), source: e })?;
+        self.w.finish().map_err(|e| StorageError::Arrow {
+            url: self.url.clone(),
+            source: e,
+        })?;
         self.w.into_inner().close()
     }
 }

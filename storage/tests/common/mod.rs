@@ -24,13 +24,18 @@ pub fn find_s3s_fs() -> Option<PathBuf> {
     }
     let tools = std::env::var("EMBER_TOOLS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember-tools"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember-tools")
+        });
     let p = tools.join("bin/s3s-fs");
     if p.is_file() {
         return Some(p);
     }
-    std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("s3s-fs")).find(|p| p.is_file()))
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("s3s-fs"))
+            .find(|p| p.is_file())
+    })
 }
 
 /// A running `s3s-fs` serving a temporary directory; killed on drop.
@@ -52,7 +57,11 @@ impl S3Server {
             )
         });
         let root = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -61,10 +70,17 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let server = S3Server { child: Some(child), port, root };
+        let server = S3Server {
+            child: Some(child),
+            port,
+            root,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start listening on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not start listening on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -114,11 +130,15 @@ impl Drop for S3Server {
 /// Deterministic text: `n` lines of varying length (some empty), ASCII plus some multi-byte UTF-8.
 pub fn sample_text(n: usize, seed: u64) -> String {
     let mut s = String::new();
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     for i in 0..n {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let len = (x >> 33) % 120;
-        if len % 17 == 0 {
+        if len.is_multiple_of(17) {
             s.push('\n');
             continue;
         }
