@@ -1,5 +1,7 @@
 //! The crate's one error type: every variant that concerns an object names its URL.
 
+use std::time::Duration;
+
 /// Result alias for this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -82,6 +84,14 @@ pub enum StorageError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// An operation took longer than its bound.
+    #[error("operation on {url} timed out after {after:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The bound that was exceeded.
+        after: Duration,
     },
     /// Text that is not valid UTF-8 (use the lossy mode to replace bad bytes instead).
     #[error("invalid UTF-8 in {url} at byte offset {offset}")]
