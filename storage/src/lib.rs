@@ -13,8 +13,8 @@
 //!
 //! Sources (plan on the driver, read a partition on a worker; plans are `serde` values):
 //! - `text_file(url)`: [`text_splits`]`(url, min_partitions)` → `Vec<`[`Split`]`>`; a partition is
-//!   [`LineReader::open`]`(&split, ..)`, an iterator of `Result<String>` (or `next_line()` for
-//!   borrowed `&str`). `whole_text_files`: [`list_inputs`] + [`read_whole_text`] per file.
+//!   [`LineReader::open`]`(&split, ..)`, an iterator of `Result<String>` (`next_line()` for
+//!   borrowed `&str`, `for_each_line(|line| ..)` fastest). `whole_text_files`: [`list_inputs`] + [`read_whole_text`] per file.
 //! - `csv(url)`: [`list_inputs`] (one partition per file), schema from [`infer_csv_schema`] on the
 //!   first file or given in [`CsvOptions`]; a partition is [`CsvReader::open`].
 //! - `json_lines(url)`: [`text_splits`]; schema from [`infer_json_schema`]`(&splits[0])`; a
