@@ -96,6 +96,34 @@ fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|s| s.key == key)
 }
 
+/// Key families owned by the storage layer (`ember.s3.endpoint`, `ember.storage.maxRetries`...):
+/// accepted as text here and validated by `ember-storage` when a store is opened, since
+/// `object_store` gives each backend many options of its own. See `ember_storage::config`.
+pub const STORAGE_PREFIXES: &[&str] = &[
+    "ember.s3.",
+    "ember.gs.",
+    "ember.az.",
+    "ember.hdfs.",
+    "ember.storage.",
+];
+
+/// The storage layer's key families accept any text.
+const STORAGE_SPEC: KeySpec = KeySpec {
+    key: "ember.storage.*",
+    default: "",
+    kind: ValueKind::Text,
+    doc: "Storage options, validated by ember-storage.",
+};
+
+fn spec_for(key: &str) -> Option<&'static KeySpec> {
+    spec(key).or_else(|| {
+        STORAGE_PREFIXES
+            .iter()
+            .any(|p| key.starts_with(p))
+            .then_some(&STORAGE_SPEC)
+    })
+}
+
 /// Validated configuration of one application.
 #[derive(Debug, Clone, Default)]
 pub struct Conf {
@@ -176,7 +204,7 @@ impl Conf {
 
     /// Sets one key after validating it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
-        let spec = spec(key).ok_or_else(|| unknown_key(key))?;
+        let spec = spec_for(key).ok_or_else(|| unknown_key(key))?;
         validate(spec, value)?;
         self.values
             .insert(key.to_string(), value.trim().to_string());
@@ -208,7 +236,7 @@ impl Conf {
 
     /// The value of a known key (set or default); `None` when unset and without default.
     pub fn get(&self, key: &str) -> Option<&str> {
-        let spec = spec(key)?;
+        let spec = spec_for(key)?;
         let v = self
             .values
             .get(key)
@@ -290,15 +318,25 @@ impl Conf {
         })
     }
 
+    /// The storage layer's options: every explicitly set key (it reads the `ember.s3.*`,
+    /// `ember.storage.*`... families and the standard cloud environment variables).
+    pub fn storage_config(&self) -> ember_storage::StorageConfig {
+        let map: std::collections::HashMap<String, String> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        ember_storage::StorageConfig::from_map(&map)
+    }
+
     /// All explicitly set keys, for logging (values of keys containing `secret`/`key` are hidden).
     pub fn explicit(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values.iter().map(|(k, v)| {
             let lower = k.to_ascii_lowercase();
-            let shown = if lower.contains("secret") || lower.contains("password") {
-                "***"
-            } else {
-                v.as_str()
-            };
+            let secret = ["secret", "key", "token", "password"]
+                .iter()
+                .any(|s| lower.contains(s));
+            let shown = if secret { "***" } else { v.as_str() };
             (k.as_str(), shown)
         })
     }

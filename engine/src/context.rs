@@ -169,17 +169,32 @@ impl Context {
         ))
     }
 
-    /// The lines of a text file, or of every file in a directory (files whose names start with
-    /// `_` or `.` are skipped), split into at least `min_partitions` byte ranges cut at line ends.
+    /// The lines of a text file, of every visible file of a directory (names starting with `_`
+    /// or `.` are skipped), or of a glob, at a path or any storage URL (`s3://`, `memory://`,
+    /// `hdfs://`...), split into at least `min_partitions` byte ranges cut at line ends.
+    /// Compressed files (`.gz`, `.lz4`) are read whole.
     ///
-    /// Invalid UTF-8 fails the job with the file and byte offset, unless `ember.text.invalidUtf8`
+    /// Invalid UTF-8 fails the job with the URL and byte offset, unless `ember.text.invalidUtf8`
     /// is `lossy`.
     #[track_caller]
     pub fn text_file(&self, path: impl AsRef<Path>, min_partitions: usize) -> Result<Rdd<String>> {
         check_partitions("text_file", min_partitions)?;
         let lossy = self.conf().get("ember.text.invalidUtf8") == Some("lossy");
-        let source = TextFile::open(path.as_ref(), min_partitions, lossy)?;
+        let url = path.as_ref().to_string_lossy();
+        let source = TextFile::open(&url, min_partitions, lossy, self.conf().storage_config())?;
         Ok(Rdd::from_source(self, "text_file", source))
+    }
+
+    /// `(url, whole text)` of every file matched by `path` (Spark's `wholeTextFiles`), one file
+    /// per partition.
+    #[track_caller]
+    pub fn whole_text_files(&self, path: impl AsRef<Path>) -> Result<Rdd<(String, String)>> {
+        let config = self.conf().storage_config();
+        let files = ember_storage::list_inputs(&path.as_ref().to_string_lossy(), &config)?;
+        let urls: Vec<String> = files.iter().map(|f| f.url().to_string()).collect();
+        let lossy = self.conf().get("ember.text.invalidUtf8") == Some("lossy");
+        let source = crate::rdd::formats::WholeFiles::new(urls, config, lossy);
+        Ok(Rdd::from_source(self, "whole_text_files", source))
     }
 
     /// Shares `value` with every task, one copy per process. Worker 0's value is the one used.

@@ -96,6 +96,15 @@ pub enum EngineError {
         /// The reduce partition.
         partition: usize,
     },
+    /// A storage operation failed (an object store, a file format, an output commit); the
+    /// message names the URL.
+    #[error("{message}")]
+    Storage {
+        /// The storage layer's message, URL included.
+        message: String,
+        /// Whether retrying the task may help (network errors, timeouts).
+        retryable: bool,
+    },
     /// Another worker of this application stopped (its driver code panicked or returned early),
     /// so collective operations cannot complete.
     #[error("a peer worker stopped: {0}")]
@@ -130,12 +139,13 @@ impl EngineError {
     /// Errors that come from the data itself fail the same way on every attempt, so retrying the
     /// task only wastes time; everything else (I/O hiccups, panics) is retried.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
+        match self {
+            EngineError::Storage { retryable, .. } => *retryable,
             EngineError::InvalidUtf8 { .. }
-                | EngineError::InputNotFound { .. }
-                | EngineError::InvalidArgument { .. }
-        )
+            | EngineError::InputNotFound { .. }
+            | EngineError::InvalidArgument { .. } => false,
+            _ => true,
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
@@ -155,4 +165,29 @@ pub(crate) struct TaskFailure {
     pub partition: usize,
     pub attempts: usize,
     pub message: String,
+}
+
+impl From<ember_storage::StorageError> for EngineError {
+    /// Keeps the engine's own variants for what users match on (a missing input, invalid UTF-8,
+    /// existing output); everything else keeps the storage layer's message.
+    fn from(e: ember_storage::StorageError) -> Self {
+        use ember_storage::StorageError as S;
+        match e {
+            S::NotFound { url, .. } | S::NoInputs { url, .. } => {
+                EngineError::InputNotFound { path: url.into() }
+            }
+            S::InvalidUtf8 { url, offset } => EngineError::InvalidUtf8 {
+                path: url.into(),
+                offset,
+            },
+            S::AlreadyExists { url, .. } => EngineError::OutputExists { path: url.into() },
+            other => {
+                let retryable = matches!(other, S::Store { .. } | S::Io { .. } | S::Timeout { .. });
+                EngineError::Storage {
+                    message: other.to_string(),
+                    retryable,
+                }
+            }
+        }
+    }
 }

@@ -6,10 +6,10 @@
 //! an iterator. Transformations only build nodes; actions hand the graph to the scheduler.
 
 pub(crate) mod actions;
+pub mod formats;
 pub(crate) mod narrow;
 pub(crate) mod pair;
 pub(crate) mod sample;
-pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod text;
 pub(crate) mod union;
@@ -19,10 +19,10 @@ use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::checkpoint::{CheckpointCell, CheckpointState};
 use crate::context::Context;
 use crate::data::Data;
 use crate::shuffle::{PartitionerDesc, ShuffleDepBase};
-use crate::checkpoint::{CheckpointCell, CheckpointState};
 use crate::storage::{SizeOf, Sizer, StorageLevel};
 use crate::task::TaskContext;
 
@@ -202,7 +202,10 @@ impl<T> Drop for RddNode<T> {
     fn drop(&mut self) {
         // Each worker drops the blocks it stored; peers drop theirs with their own handles.
         if self.storage.get().is_some() {
-            self.ctx.shared().blocks.remove_rdd(self.id, self.ctx.worker_index());
+            self.ctx
+                .shared()
+                .blocks
+                .remove_rdd(self.id, self.ctx.worker_index());
         }
     }
 }
