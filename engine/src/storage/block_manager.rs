@@ -267,6 +267,21 @@ impl BlockManager {
     pub(crate) fn reserve(&self, worker: usize, rdd: usize, host: u64, device: u64) -> bool {
         let s = self.settings().clone();
         let mut st = self.state();
+        // Evict only when evicting can make enough room.
+        let (mut free_h, mut free_d) = (0u64, 0u64);
+        for (id, e) in &st.blocks {
+            if e.owner == worker && e.mem.is_some() && id.0 != rdd {
+                free_h += e.host;
+                free_d += e.device;
+            }
+        }
+        let h = st.host_used.get(&worker).copied().unwrap_or(0);
+        let d = st.device_used.get(&worker).copied().unwrap_or(0);
+        if (h - free_h.min(h)).saturating_add(host) > s.host_budget
+            || (d - free_d.min(d)).saturating_add(device) > s.device_budget
+        {
+            return false;
+        }
         loop {
             let h = st.host_used.get(&worker).copied().unwrap_or(0);
             let d = st.device_used.get(&worker).copied().unwrap_or(0);

@@ -140,18 +140,21 @@ impl<T: Data> Store<T> {
         } else {
             self.res_device
         };
-        if self.bm.reserve(
-            self.worker,
-            self.id.0,
-            want_h - self.res_host,
-            want_d - self.res_device,
-        ) {
-            self.res_host = want_h;
-            self.res_device = want_d;
-            true
-        } else {
-            false
+        // With headroom first (fewer lock round trips), else exactly what is needed.
+        let exact = (host.max(self.res_host), device.max(self.res_device));
+        for (h, d) in [(want_h, want_d), exact] {
+            if self.bm.reserve(
+                self.worker,
+                self.id.0,
+                h - self.res_host,
+                d - self.res_device,
+            ) {
+                self.res_host = h;
+                self.res_device = d;
+                return true;
+            }
         }
+        false
     }
 
     /// Shrinks the reservation to exactly `host`/`device` (which it covers).
