@@ -16,7 +16,9 @@
 #   EMBER_BENCH_CACHE      cache root (default ~/.cache/ember-bench): venv, Spark jar, data
 #   EMBER_BENCH_DATA       where the text file lives (default $EMBER_BENCH_CACHE/data)
 #   EMBER_BENCH_TEXT_SIZE  text size (default 200MB)
-#   EMBER_BENCH_SKIP       comma-separated parts to skip: spark,timely,ember,process
+#   EMBER_BENCH_SKIP       comma-separated parts to skip: spark,timely,ember,process,storage
+#                          (storage: ember-storage-levels-bench and Spark's cached LR per storage
+#                          level, written to $raw/storage_levels.txt, outside the main table)
 #   SPARK_BENCH_ARGS       extra arguments for EmberBench (e.g. "--repeat 3")
 #   CARGO_TARGET_DIR       cargo's target directory (default <repo>/target)
 set -uo pipefail
@@ -95,6 +97,19 @@ elif [[ -f examples/word_count.rs || -f examples/word_count/main.rs ]]; then
     fi
 else
     say "Ember word_count example: MISSING (examples/word_count.rs does not exist yet)"
+fi
+
+levels="MEMORY_ONLY,MEMORY_AND_DISK,MEMORY_ONLY_SER,MEMORY_AND_DISK_SER,DISK_ONLY"
+if skipped storage; then
+    say "storage levels: skipped"
+else
+    say "storage levels: footprint, re-read, codec, cached LR per level (Ember, then Spark)"
+    "$target/release/ember-storage-levels-bench" --workers 2 | tee "$raw/storage_levels.txt" \
+        || echo "ember-storage-levels-bench FAILED; continuing" >&2
+    if ! skipped spark; then
+        benches/spark/build_and_run.sh --only lr_levels --lr-levels "$levels" | tee -a "$raw/storage_levels.txt" \
+            || echo "Spark LR per storage level FAILED; continuing" >&2
+    fi
 fi
 
 say "report"

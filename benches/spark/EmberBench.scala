@@ -2,6 +2,9 @@
 //
 // Usage: EmberBench --text FILE [--master local[2]] [--launch-ms EPOCH_MS] [--repeat N]
 //                   [--only w1,w2,...] [--no-warmup] [--log-level WARN]
+//                   [--lr-levels MEMORY_ONLY,MEMORY_ONLY_SER,...]
+// --lr-levels runs the cached logistic regression once more per storage level (after the other
+// workloads), printing "storage_level" in each line: the peer of ember-storage-levels-bench.
 // Prints one JSON object per line on stdout (logs go to stderr):
 //   {"system":"spark","workload":"jvm_startup","seconds":S,"jvm_seconds":S,"context_seconds":S}
 //   {"system":"spark","workload":W,"seconds":S,"answer":{...}}
@@ -13,6 +16,7 @@ import java.util.Locale
 
 import org.apache.spark.{SparkConf, SparkContext}
 import org.apache.spark.rdd.RDD
+import org.apache.spark.storage.StorageLevel
 
 import Protocol._
 
@@ -129,8 +133,9 @@ object EmberBench {
   }
 
   /** The classic cached logistic regression; returns (answer, cache seconds, per-iteration seconds). */
-  def logisticRegression(sc: SparkContext, n: Long, iterations: Int): (String, Double, Seq[Double]) = {
-    val points = lrPoints(sc, n).cache()
+  def logisticRegression(sc: SparkContext, n: Long, iterations: Int,
+      level: StorageLevel = StorageLevel.MEMORY_ONLY): (String, Double, Seq[Double]) = {
+    val points = lrPoints(sc, n).persist(level)
     val (_, cacheSeconds) = timed(points.count())
     var w = new Array[Double](LrFeatures)
     val times = (1 to iterations).map { _ =>
@@ -170,6 +175,7 @@ object EmberBench {
     var only: Set[String] = Set.empty
     var warmup = true
     var logLevel = "WARN"
+    var lrLevels: Seq[String] = Seq.empty
     var i = 0
     while (i < args.length) {
       args(i) match {
@@ -180,6 +186,7 @@ object EmberBench {
         case "--only" => only = args(i + 1).split(",").map(_.trim).filter(_.nonEmpty).toSet; i += 1
         case "--no-warmup" => warmup = false
         case "--log-level" => logLevel = args(i + 1); i += 1
+        case "--lr-levels" => lrLevels = args(i + 1).split(",").map(_.trim).filter(_.nonEmpty).toSeq; i += 1
         case other => System.err.println(s"EmberBench: unknown argument $other"); sys.exit(2)
       }
       i += 1
@@ -231,6 +238,12 @@ object EmberBench {
     run("group_by_key")(groupByKey(sc, NPairs, PairKeys))
     run("join")(join(sc, NPairs, PairKeys))
     run("sort_by_key")(sortByKey(sc, NPairs, PairKeys))
+    for (level <- lrLevels) {
+      val results = (1 to repeat).map(_ => logisticRegression(sc, LrPoints, LrIterations, StorageLevel.fromString(level)))
+      val (answer, cacheSeconds, times) = results.minBy(_._3.sum)
+      println(json("logistic_regression", times.sum / times.size, answer,
+        s""","storage_level":"$level","total_seconds":${fmt(times.sum)},"cache_seconds":${fmt(cacheSeconds)}"""))
+    }
     sc.stop()
   }
 }

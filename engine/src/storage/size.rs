@@ -5,6 +5,10 @@
 //! they live: a tensor's host buffer counts in [`SizeOf::heap_bytes`], its GPU buffer in
 //! [`SizeOf::device_bytes`]. Implement the trait with `#[derive(SizeOf)]` on your types.
 //!
+//! The derive names the engine crate as `::ember_engine`; programs that depend only on the
+//! `ember` front crate write `#[size_of(crate = "ember::engine")]` on the type. A field whose
+//! type has no implementation can be left out with `#[size_of(skip)]`.
+//!
 //! Shared buffers (`Arc`, Arrow buffers) are counted in full by every value that holds them: the
 //! estimate errs on the side of evicting early rather than overflowing.
 
