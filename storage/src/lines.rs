@@ -215,8 +215,9 @@ impl LineReader {
 
     /// Validates the next window of complete lines at once. A failure is left for the per-line
     /// check, which reports the exact offset (and only if the split actually reaches that line).
-    fn extend_validation(&mut self) {
-        let from = self.validated.max(self.pos);
+    fn extend_validation(&mut self, line_start: usize) {
+        // From the line being decoded: callers have already moved `pos` past it.
+        let from = self.validated.max(line_start);
         if from < self.no_bulk_until {
             return;
         }
@@ -254,7 +255,7 @@ impl LineReader {
     #[cold]
     #[inline(never)]
     fn decode_slow(&mut self, s: usize, e: usize) -> Result<&str> {
-        self.extend_validation();
+        self.extend_validation(s);
         if e <= self.validated {
             // SAFETY: as in `decode`.
             return Ok(unsafe { std::str::from_utf8_unchecked(&self.bytes()[s..e]) });

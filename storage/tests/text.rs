@@ -357,3 +357,32 @@ fn unsupported_compression_is_refused() {
         "{err}"
     );
 }
+
+/// An invalid line is reported whatever split reads it: the bulk validation window starts at the
+/// line being decoded, not past it.
+#[test]
+fn invalid_utf8_is_caught_in_every_split_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.txt");
+    let mut bytes = b"hello\nworld\nab".to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(b"cd\nlast\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let cfg = ember_storage::StorageConfig::new();
+    for n in 1..6 {
+        let splits = ember_storage::text_splits(path.to_str().unwrap(), n, &cfg).unwrap();
+        let mut errors = Vec::new();
+        let mut lines = Vec::new();
+        for s in &splits {
+            for r in ember_storage::LineReader::open(s, &cfg, ember_storage::Utf8Mode::Strict).unwrap() {
+                match r {
+                    Ok(l) => lines.push(l),
+                    Err(ember_storage::StorageError::InvalidUtf8 { offset, .. }) => errors.push(offset),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        assert_eq!(errors, vec![14], "{n} splits");
+        assert_eq!(lines, vec!["hello", "world", "last"], "{n} splits");
+    }
+}
