@@ -274,12 +274,13 @@ fn save_as_text_file_commits_atomically() {
     .unwrap();
     assert!(out.join("_SUCCESS").exists());
     assert!(!out.join("_temporary").exists());
-    assert_eq!(
-        (0..4)
-            .filter(|i| out.join(format!("part-{i:05}")).exists())
-            .count(),
-        4
-    );
+    // One part per partition, named `part-<partition>-<job id>.txt`.
+    let parts: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("part-"))
+        .collect();
+    assert_eq!(parts.len(), 4, "{parts:?}");
     assert!(
         matches!(again, EngineError::OutputExists { .. }),
         "{again:?}"
