@@ -46,7 +46,7 @@ pub use broadcast::Broadcast;
 pub use config::{Conf, Master};
 pub use context::Context;
 pub use data::{Data, Key};
-pub use ember_storage::{CsvOptions, JsonOptions, ParquetScan, SaveMode};
+pub use ember_storage::{CmpOp, CsvOptions, JsonOptions, ParquetScan, Predicate, SaveMode, Scalar};
 pub use error::{EngineError, Result};
 pub use launch::{run, run_all};
 pub use rdd::formats::Batch;
