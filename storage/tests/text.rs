@@ -374,16 +374,25 @@ fn invalid_utf8_is_caught_in_every_split_layout() {
         let mut errors = Vec::new();
         let mut lines = Vec::new();
         for s in &splits {
-            for r in ember_storage::LineReader::open(s, &cfg, ember_storage::Utf8Mode::Strict).unwrap() {
+            for r in
+                ember_storage::LineReader::open(s, &cfg, ember_storage::Utf8Mode::Strict).unwrap()
+            {
                 match r {
                     Ok(l) => lines.push(l),
-                    Err(ember_storage::StorageError::InvalidUtf8 { offset, .. }) => errors.push(offset),
+                    Err(ember_storage::StorageError::InvalidUtf8 { offset, .. }) => {
+                        errors.push(offset)
+                    }
                     Err(e) => panic!("{e}"),
                 }
             }
         }
         assert_eq!(errors, vec![14], "{n} splits");
         // A reader stops at its error; every line it did return is one of the valid ones.
-        assert!(lines.iter().all(|l| ["hello", "world", "last"].contains(&l.as_str())), "{n} splits: {lines:?}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| ["hello", "world", "last"].contains(&l.as_str())),
+            "{n} splits: {lines:?}"
+        );
     }
 }
