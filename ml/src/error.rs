@@ -87,6 +87,9 @@ pub enum MlError {
         #[source]
         source: Box<MlError>,
     },
+    /// Reading or writing a model at a storage URL failed; the message names the URL.
+    #[error(transparent)]
+    Storage(#[from] ember_storage::StorageError),
     /// Loading or preparing data failed.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

@@ -353,3 +353,30 @@ fn mismatched_files_are_typed_errors() {
     let r = model_io::from_bytes(&b);
     assert!(matches!(r, Err(MlError::Dtype { .. })), "{r:?}");
 }
+
+#[test]
+fn models_save_and_load_at_storage_urls() {
+    let (net, opt) = trained();
+    let config = ember_storage::StorageConfig::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file_url = format!("file://{}/models/m.safetensors", dir.path().display());
+    for url in ["memory://models/run-1/m.safetensors", file_url.as_str()] {
+        model_io::save_url(url, &config, &net, Some(&opt)).unwrap();
+        let loaded = model_io::load_url(url, &config).unwrap();
+        assert_eq!(loaded.network.params(), net.params(), "{url}");
+        assert_eq!(loaded.optimizer.as_ref(), Some(&opt), "{url}");
+    }
+    // A missing object is a storage error naming the URL; a truncated one names it too.
+    let missing = model_io::load_url("memory://models/none.safetensors", &config).unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("memory://models/none.safetensors"),
+        "{missing}"
+    );
+    let bytes = model_io::to_bytes(&net, None).unwrap();
+    let cut = ember_storage::Location::resolve("memory://models/cut.safetensors", &config).unwrap();
+    cut.put(bytes[..bytes.len() / 2].to_vec()).unwrap();
+    let err = model_io::load_url("memory://models/cut.safetensors", &config).unwrap_err();
+    assert!(err.to_string().contains("cut.safetensors"), "{err}");
+}

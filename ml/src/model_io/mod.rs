@@ -200,6 +200,31 @@ pub fn save(path: impl AsRef<Path>, net: &Network, opt: Option<&Optimizer>) -> R
     })
 }
 
+/// Saves a network (and optionally its optimizer) at any storage URL (`file://`, `s3://`,
+/// `memory://`, `hdfs://`...) in one PUT, so readers see the old file or the whole new one.
+pub fn save_url(
+    url: &str,
+    config: &ember_storage::StorageConfig,
+    net: &Network,
+    opt: Option<&Optimizer>,
+) -> Result<()> {
+    let bytes = to_bytes(net, opt)?;
+    ember_storage::Location::resolve(url, config)?.put(bytes)?;
+    Ok(())
+}
+
+/// Loads a model file written by [`save`] or [`save_url`] from any storage URL.
+pub fn load_url(url: &str, config: &ember_storage::StorageConfig) -> Result<LoadedModel> {
+    let bytes = ember_storage::Location::resolve(url, config)?.read_all()?;
+    from_bytes(&bytes).map_err(|e| match e {
+        MlError::Io { .. } | MlError::Storage(_) => e,
+        other => MlError::InFile {
+            path: url.into(),
+            source: Box::new(other),
+        },
+    })
+}
+
 /// Loads a model file written by [`save`].
 pub fn load(path: impl AsRef<Path>) -> Result<LoadedModel> {
     let path = path.as_ref();
