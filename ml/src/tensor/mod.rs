@@ -18,6 +18,8 @@ pub mod gemm;
 
 pub use backend::{select_backend, Backend, CpuBackend};
 
+mod size;
+
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use serde::{Deserialize, Serialize};
 
@@ -41,13 +43,14 @@ impl std::fmt::Display for Device {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Storage {
     Cpu(ArrayD<f32>),
 }
 
-/// An n-dimensional `f32` array on a [`Device`].
-#[derive(Clone, Debug, PartialEq)]
+/// An n-dimensional `f32` array on a [`Device`]. Serializable, so tensors can be RDD elements;
+/// they report their buffers to the engine's block manager through `SizeOf` (see `size.rs`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tensor {
     storage: Storage,
 }
