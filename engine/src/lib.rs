@@ -11,7 +11,8 @@
 //!
 //! let conf = Conf::new().with("ember.master", "local[2]").unwrap();
 //! let counts = ember_engine::run(conf, |ctx| {
-//!     let words = ctx.parallelize(vec!["a b", "b c", "c c"], 2).unwrap();
+//!     let lines = vec!["a b".to_string(), "b c".into(), "c c".into()];
+//!     let words = ctx.parallelize(lines, 2).unwrap();
 //!     let mut counts = words
 //!         .flat_map(|line| line.split(' ').map(str::to_string).collect::<Vec<_>>())
 //!         .map(|w| (w, 1u64))
