@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::time::Instant;
-
 use ember::prelude::*;
-use ember_bench::protocol::{lr_gradient_scale, lr_point, LR_FEATURES};
+use ember_bench::protocol::lr_point;
 
 const ITERATIONS: usize = 10;
 
@@ -26,33 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|i| lr_point(i as u64))
             .cache();
         points.count()?; // materialize the cache
-        let mut w = [0.0f64; LR_FEATURES];
-        let mut times = Vec::new();
-        for _ in 0..ITERATIONS {
-            let t = Instant::now();
-            let wb = w;
-            let gradient = points
-                .map(move |(x, y)| {
-                    let scale = lr_gradient_scale(&wb, &x, y);
-                    let mut g = [0.0; LR_FEATURES];
-                    for j in 0..LR_FEATURES {
-                        g[j] = x[j] * scale;
-                    }
-                    g
-                })
-                .reduce(|mut a, b| {
-                    for j in 0..LR_FEATURES {
-                        a[j] += b[j];
-                    }
-                    a
-                })?
-                .unwrap_or([0.0; LR_FEATURES]);
-            for j in 0..LR_FEATURES {
-                w[j] -= gradient[j] / n as f64;
-            }
-            times.push(t.elapsed().as_secs_f64());
-        }
-        Ok((w, times))
+        ember_bench::lr::train(&points, n, ITERATIONS)
     })??;
     for (i, t) in times.iter().enumerate() {
         println!("iteration {:>2}: {:.4} s", i + 1, t);

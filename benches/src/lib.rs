@@ -7,6 +7,7 @@
 //!   generated identically in every system without files;
 //! * [`text`]: the word-count text generator (10k-word vocabulary, Zipf(1.1) ranks, fixed seed);
 //! * [`split`]: cutting a text file into line-aligned byte ranges, one per worker;
+//! * [`lr`]: the cached logistic-regression loop on Ember;
 //! * [`wordcount`]: tokenising and counting words, shared by the timely baseline;
 //! * [`baseline`]: the hand-written timely word count;
 //! * [`answer`]: the small answers each system prints, and sequential references for them;
@@ -19,6 +20,7 @@
 pub mod answer;
 pub mod baseline;
 pub mod error;
+pub mod lr;
 pub mod mix;
 pub mod protocol;
 pub mod record;

@@ -17,8 +17,7 @@ use ember_bench::answer::{
     GroupByKeyAnswer, JoinAnswer, LrAnswer, ReduceByKeyAnswer, SortAnswer, WordCountAnswer,
 };
 use ember_bench::protocol::{
-    join_right, lr_gradient_scale, lr_point, pair, LR_FEATURES, LR_ITERATIONS, LR_POINTS, N_PAIRS,
-    PAIR_KEYS, PARTITIONS,
+    join_right, lr_point, pair, LR_ITERATIONS, LR_POINTS, N_PAIRS, PAIR_KEYS, PARTITIONS,
 };
 use ember_bench::record::{workloads, Record};
 use ember_engine::{Conf, Context, EngineError, Rdd};
@@ -162,33 +161,7 @@ fn run(args: &Args) -> Result<(), EngineError> {
                 .map(|i| lr_point(i as u64))
                 .cache();
             points.count()?;
-            let mut wv = [0.0f64; LR_FEATURES];
-            let mut iters = Vec::new();
-            for _ in 0..LR_ITERATIONS {
-                let t = Instant::now();
-                let wb = wv;
-                let g = points
-                    .map(move |(x, y)| {
-                        let s = lr_gradient_scale(&wb, &x, y);
-                        let mut g = [0.0; LR_FEATURES];
-                        for j in 0..LR_FEATURES {
-                            g[j] = x[j] * s;
-                        }
-                        g
-                    })
-                    .reduce(|mut a, b| {
-                        for j in 0..LR_FEATURES {
-                            a[j] += b[j];
-                        }
-                        a
-                    })?
-                    .unwrap_or([0.0; LR_FEATURES]);
-                for j in 0..LR_FEATURES {
-                    wv[j] -= g[j] / LR_POINTS as f64;
-                }
-                iters.push(t.elapsed().as_secs_f64());
-            }
-            Ok((wv, iters))
+            ember_bench::lr::train(&points, LR_POINTS, LR_ITERATIONS)
         })?;
         let total: f64 = iters.iter().sum();
         let mut rec = Record::new(

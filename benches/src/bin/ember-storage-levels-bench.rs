@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ember_bench::answer::LrAnswer;
-use ember_bench::protocol::{
-    lr_gradient_scale, lr_point, LR_FEATURES, LR_ITERATIONS, LR_POINTS, PARTITIONS,
-};
+use ember_bench::protocol::{lr_point, LR_ITERATIONS, LR_POINTS, PARTITIONS};
 use ember_bench::record::{workloads, Record};
 use ember_engine::storage::codec::{BlockWriter, ChunkReader, Codec, Compression, CHUNK_BYTES};
 use ember_engine::storage::{human_bytes, pod, SizeOf};
@@ -303,29 +301,7 @@ fn lr(args: &Args) -> Result<(), EngineError> {
                     .map(|i| lr_point(i as u64))
                     .persist(level);
                 points.count()?;
-                let mut wv = [0.0f64; LR_FEATURES];
-                let mut iters = Vec::new();
-                for _ in 0..LR_ITERATIONS {
-                    let t = Instant::now();
-                    let wb = wv;
-                    let g = points
-                        .map(move |(x, y)| {
-                            let s = lr_gradient_scale(&wb, &x, y);
-                            x.map(|xj| xj * s)
-                        })
-                        .reduce(|mut a, b| {
-                            for j in 0..LR_FEATURES {
-                                a[j] += b[j];
-                            }
-                            a
-                        })?
-                        .unwrap_or([0.0; LR_FEATURES]);
-                    for j in 0..LR_FEATURES {
-                        wv[j] -= g[j] / n as f64;
-                    }
-                    iters.push(t.elapsed().as_secs_f64());
-                }
-                Ok((wv, iters))
+                ember_bench::lr::train(&points, n, LR_ITERATIONS)
             },
         )??;
         let total: f64 = iters.iter().sum();
