@@ -9,13 +9,17 @@
 //! recomputing. The fingerprint describes the computation, not input data: after changing input
 //! files, clear the checkpoint directory.
 //!
-//! The writer is [`write_partition`]; it takes a local path today and is where object-store
-//! URLs plug in.
+//! The directory is a local path (files are streamed to disk, then renamed) or any storage URL
+//! (`s3://`, `memory://`, `hdfs://`...: each partition is encoded and written in one PUT, and the
+//! `_SUCCESS` marker last).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use ember_storage::{Location, StorageConfig};
 
 use crate::data::Data;
 use crate::error::{EngineError, Result};
@@ -93,40 +97,93 @@ pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> u64 {
     twox_hash::XxHash3_64::oneshot(text.as_bytes())
 }
 
+/// Where checkpoint files live: a local directory, or an object-store URL.
+enum Place {
+    Local(PathBuf),
+    Remote(String),
+}
+
+fn place(dir: &Path) -> Place {
+    let text = dir.to_string_lossy();
+    match text.strip_prefix("file://") {
+        Some(local) => Place::Local(PathBuf::from(local)),
+        None if text.contains("://") => Place::Remote(text.into_owned()),
+        None => Place::Local(dir.to_path_buf()),
+    }
+}
+
+fn remote(url: &str, config: &StorageConfig) -> Result<Location> {
+    Ok(Location::resolve(url, config)?)
+}
+
 /// Checks that `dir` can hold checkpoints: creates it and writes and removes a probe file.
-pub(crate) fn check_writable(dir: &Path) -> Result<()> {
-    let not_writable = |e: std::io::Error| EngineError::CheckpointDirNotWritable {
+pub(crate) fn check_writable(dir: &Path, config: &StorageConfig) -> Result<()> {
+    let not_writable = |message: String| EngineError::CheckpointDirNotWritable {
         path: dir.to_path_buf(),
-        message: e.to_string(),
+        message,
     };
-    std::fs::create_dir_all(dir).map_err(not_writable)?;
-    let probe = dir.join(format!(".ember-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"probe").map_err(not_writable)?;
-    let _ = std::fs::remove_file(&probe);
+    let probe_name = format!(".ember-probe-{}", std::process::id());
+    match place(dir) {
+        Place::Local(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| not_writable(e.to_string()))?;
+            let probe = dir.join(probe_name);
+            std::fs::write(&probe, b"probe").map_err(|e| not_writable(e.to_string()))?;
+            let _ = std::fs::remove_file(&probe);
+        }
+        Place::Remote(url) => {
+            let probe = Location::resolve(&format!("{url}/{probe_name}"), config)
+                .map_err(|e| not_writable(e.to_string()))?;
+            probe
+                .put(b"probe".to_vec())
+                .map_err(|e| not_writable(e.to_string()))?;
+            let _ = probe.delete();
+        }
+    }
     Ok(())
 }
 
-fn part_path(dir: &Path, split: usize) -> PathBuf {
-    dir.join(format!("part-{split:05}"))
-}
-
-fn success_path(dir: &Path) -> PathBuf {
-    dir.join("_SUCCESS")
+fn part_name(split: usize) -> String {
+    format!("part-{split:05}")
 }
 
 /// Whether `dir` holds a complete checkpoint.
-pub(crate) fn is_complete(dir: &Path) -> bool {
-    success_path(dir).exists()
+pub(crate) fn is_complete(dir: &Path, config: &StorageConfig) -> bool {
+    match place(dir) {
+        Place::Local(dir) => dir.join("_SUCCESS").exists(),
+        Place::Remote(url) => remote(&format!("{url}/_SUCCESS"), config)
+            .and_then(|l| Ok(l.exists()?))
+            .unwrap_or(false),
+    }
 }
 
-/// Writes one partition's elements as a checkpoint file (temporary name, then renamed).
+/// Marks `dir` complete: written last, after every partition.
+fn write_success(dir: &Path, config: &StorageConfig) -> Result<()> {
+    match place(dir) {
+        Place::Local(dir) => {
+            let path = dir.join("_SUCCESS");
+            std::fs::write(&path, b"").map_err(|e| EngineError::io(&path, e))
+        }
+        Place::Remote(url) => Ok(remote(&format!("{url}/_SUCCESS"), config)?.put(Vec::new())?),
+    }
+}
+
+/// Writes one partition's elements as a checkpoint file: streamed to a temporary local file and
+/// renamed, or encoded and written to an object store in one PUT.
 pub fn write_partition<T: Data>(
     dir: &Path,
     split: usize,
     values: impl Iterator<Item = T>,
+    config: &StorageConfig,
 ) -> Result<u64> {
-    let tmp = dir.join(format!(".part-{split:05}.tmp-{}", std::process::id()));
-    let mut w = BlockWriter::file(Codec::new(Compression::Lz4), &tmp)?;
+    let target = place(dir);
+    let mut w = match &target {
+        Place::Local(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+            let tmp = dir.join(format!(".part-{split:05}.tmp-{}", std::process::id()));
+            BlockWriter::file(Codec::new(Compression::Lz4), &tmp)?
+        }
+        Place::Remote(_) => BlockWriter::memory(Codec::new(Compression::Lz4)),
+    };
     let mut chunk = Vec::with_capacity(1024);
     let mut count = 0u64;
     for v in values {
@@ -139,9 +196,15 @@ pub fn write_partition<T: Data>(
     }
     w.write_chunk(&chunk)?;
     count += chunk.len() as u64;
-    if let Finished::File { path, .. } = w.finish()? {
-        let dest = part_path(dir, split);
-        std::fs::rename(&path, &dest).map_err(|e| EngineError::io(&dest, e))?;
+    match (target, w.finish()?) {
+        (Place::Local(dir), Finished::File { path, .. }) => {
+            let dest = dir.join(part_name(split));
+            std::fs::rename(&path, &dest).map_err(|e| EngineError::io(&dest, e))?;
+        }
+        (Place::Remote(url), Finished::Memory(bytes)) => {
+            remote(&format!("{url}/{}", part_name(split)), config)?.put(bytes)?;
+        }
+        _ => unreachable!("the writer's sink matches the place"),
     }
     Ok(count)
 }
@@ -151,8 +214,18 @@ pub(crate) fn read_partition<T: Data>(
     dir: &Path,
     split: usize,
     tc: &Rc<TaskContext>,
+    config: &StorageConfig,
 ) -> BoxIter<T> {
-    match ChunkReader::<T>::open(&part_path(dir, split)) {
+    let reader = match place(dir) {
+        Place::Local(dir) => ChunkReader::<T>::open(&dir.join(part_name(split))),
+        Place::Remote(url) => {
+            let url = format!("{url}/{}", part_name(split));
+            remote(&url, config)
+                .and_then(|l| Ok(l.read_all()?))
+                .and_then(|bytes| ChunkReader::memory(Arc::new(bytes.to_vec()), url))
+        }
+    };
+    match reader {
         Ok(r) => {
             let tc = Rc::clone(tc);
             Box::new(BlockIter::new(r, Box::new(move |e| tc.fail(e))))
@@ -180,13 +253,14 @@ impl<T: Data> Rdd<T> {
                 operation: "checkpoint".into(),
                 reason: "no checkpoint directory: call Context::set_checkpoint_dir or set ember.checkpoint.dir".into(),
             })?;
-        check_writable(&root)?;
+        let config = self.context().conf().storage_config();
+        check_writable(&root, &config)?;
         let dir = root.join(format!("rdd-{:016x}", fingerprint(&self.base())));
         let mut state = self.node.checkpoint.borrow_mut();
         if matches!(*state, CheckpointState::Done { .. }) {
             return Ok(());
         }
-        if is_complete(&dir) {
+        if is_complete(&dir, &config) {
             tracing::info!(rdd = self.id(), dir = %dir.display(), "reusing an earlier checkpoint");
             *state = CheckpointState::Done { dir };
         } else {
@@ -216,8 +290,10 @@ impl<T: Data> Rdd<T> {
             }
         };
         let out = dir.clone();
+        let config = self.context().conf().storage_config();
+        let task_config = config.clone();
         let result = self.run_partitions("checkpoint", move |tc, it| {
-            match write_partition(&out, tc.partition, it) {
+            match write_partition(&out, tc.partition, it, &task_config) {
                 Ok(n) => n,
                 Err(e) => {
                     tc.fail(e);
@@ -228,8 +304,7 @@ impl<T: Data> Rdd<T> {
         match result {
             Ok(_) => {
                 if self.context().worker_index() == 0 {
-                    std::fs::write(success_path(&dir), b"")
-                        .map_err(|e| EngineError::io(success_path(&dir), e))?;
+                    write_success(&dir, &config)?;
                 }
                 tracing::info!(rdd = self.id(), dir = %dir.display(), "checkpoint written; lineage cut");
                 *self.node.checkpoint.borrow_mut() = CheckpointState::Done { dir };

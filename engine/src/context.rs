@@ -262,7 +262,7 @@ impl Context {
     /// process in cluster mode). Fails, naming it, when it cannot be created or written.
     pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        crate::checkpoint::check_writable(dir)?;
+        crate::checkpoint::check_writable(dir, &self.conf().storage_config())?;
         *self
             .inner
             .shared

@@ -80,6 +80,44 @@ fn checkpoint_cuts_lineage_and_is_reused_after_restart() {
 }
 
 #[test]
+fn checkpoints_at_a_storage_url_are_written_and_reused() {
+    let url = std::path::PathBuf::from("memory://checkpoint-test/app");
+    let mut want: Vec<(i64, i64)> = (0..7).map(|k| (k, 0)).collect();
+    for x in 0..1000i64 {
+        want[(x % 7) as usize].1 += 2 * x;
+    }
+    let computed = Arc::new(AtomicUsize::new(0));
+    let (first, _, _, after, reused) = app(url.clone(), Arc::clone(&computed));
+    assert_eq!(first, want);
+    assert!(!reused);
+    assert_eq!(after.lines().count(), 1, "lineage cut:\n{after}");
+    let config = ember_storage::StorageConfig::new();
+    let objects: Vec<String> =
+        ember_storage::Location::resolve("memory://checkpoint-test/app", &config)
+            .unwrap()
+            .list_recursive()
+            .unwrap()
+            .iter()
+            .map(|o| o.url().to_string())
+            .collect();
+    assert!(
+        objects.iter().any(|o| o.ends_with("/_SUCCESS")),
+        "{objects:?}"
+    );
+    assert_eq!(
+        objects.iter().filter(|o| o.contains("/part-")).count(),
+        4,
+        "one object per partition: {objects:?}"
+    );
+
+    let again = Arc::new(AtomicUsize::new(0));
+    let (first, _, _, _, reused) = app(url, Arc::clone(&again));
+    assert!(reused, "found the earlier checkpoint at the URL");
+    assert_eq!(first, want);
+    assert_eq!(again.load(Ordering::SeqCst), 0, "nothing recomputed");
+}
+
+#[test]
 fn unwritable_checkpoint_dir_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");

@@ -113,7 +113,8 @@ impl<T: Data> RddNode<T> {
     /// The partition computed from lineage, or read from the checkpoint once written.
     fn compute_or_read_checkpoint(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
         if let CheckpointState::Done { dir } = &*self.checkpoint.borrow() {
-            return crate::checkpoint::read_partition(dir, split, tc);
+            let config = self.ctx.conf().storage_config();
+            return crate::checkpoint::read_partition(dir, split, tc, &config);
         }
         self.compute.compute(split, tc)
     }
