@@ -21,9 +21,17 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // For fault tests: this process exits abruptly once its first job is done.
+    let crash_process: Option<usize> = std::env::var("EMBER_DEMO_CRASH_PROCESS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let this_process: Option<usize> = std::env::var("EMBER_CLUSTER_PROCESS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let crash = crash_process.is_some() && crash_process == this_process;
     let result = ember::engine::run(
         conf,
-        |ctx| -> Result<Option<serde_json::Value>, EngineError> {
+        move |ctx| -> Result<Option<serde_json::Value>, EngineError> {
             let lines: Vec<String> = (0..2000u64)
                 .map(|i| {
                     let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
@@ -40,6 +48,9 @@ fn main() {
                 .reduce_by_key(|a, b| a + b)
                 .collect()?;
             word_counts.sort();
+            if crash {
+                std::process::exit(3);
+            }
 
             let pairs = ctx
                 .range(0, 50_000, 1, 8)?
