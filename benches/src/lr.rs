@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use ember_engine::{EngineError, Rdd};
 
+use crate::answer::LrAnswer;
 use crate::protocol::{lr_gradient_scale, LR_FEATURES};
+use crate::record::{workloads, Record};
 
 /// A labelled point: features and a ±1 label.
 pub type Point = ([f64; LR_FEATURES], f64);
@@ -41,4 +43,18 @@ pub fn train(
         times.push(t.elapsed().as_secs_f64());
     }
     Ok((w, times))
+}
+
+/// Ember's result line for a training run: the mean iteration time, the weights as the answer,
+/// and the total time beside it.
+pub fn record(w: &[f64; LR_FEATURES], times: &[f64]) -> Record {
+    let total: f64 = times.iter().sum();
+    let mut rec = Record::new(
+        "ember",
+        workloads::LOGISTIC_REGRESSION,
+        total / times.len().max(1) as f64,
+        LrAnswer::new(w),
+    );
+    rec.extra.insert("total_seconds".into(), total.into());
+    rec
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ember_bench::answer::{
-    GroupByKeyAnswer, JoinAnswer, LrAnswer, ReduceByKeyAnswer, SortAnswer, WordCountAnswer,
+    GroupByKeyAnswer, JoinAnswer, ReduceByKeyAnswer, SortAnswer, WordCountAnswer,
 };
 use ember_bench::protocol::{
     join_right, lr_point, pair, LR_ITERATIONS, LR_POINTS, N_PAIRS, PAIR_KEYS, PARTITIONS,
@@ -163,15 +163,7 @@ fn run(args: &Args) -> Result<(), EngineError> {
             points.count()?;
             ember_bench::lr::train(&points, LR_POINTS, LR_ITERATIONS)
         })?;
-        let total: f64 = iters.iter().sum();
-        let mut rec = Record::new(
-            "ember",
-            workloads::LOGISTIC_REGRESSION,
-            total / iters.len() as f64,
-            LrAnswer::new(&w_final),
-        );
-        rec.extra.insert("total_seconds".into(), total.into());
-        println!("{}", rec.to_line());
+        println!("{}", ember_bench::lr::record(&w_final, &iters).to_line());
     }
 
     let n = args.pairs;

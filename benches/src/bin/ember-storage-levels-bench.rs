@@ -15,9 +15,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ember_bench::answer::LrAnswer;
 use ember_bench::protocol::{lr_point, LR_ITERATIONS, LR_POINTS, PARTITIONS};
-use ember_bench::record::{workloads, Record};
 use ember_engine::storage::codec::{BlockWriter, ChunkReader, Codec, Compression, CHUNK_BYTES};
 use ember_engine::storage::{human_bytes, pod, SizeOf};
 use ember_engine::{Conf, Context, EngineError, Rdd, StorageLevel};
@@ -304,14 +302,7 @@ fn lr(args: &Args) -> Result<(), EngineError> {
                 ember_bench::lr::train(&points, n, LR_ITERATIONS)
             },
         )??;
-        let total: f64 = iters.iter().sum();
-        let mut rec = Record::new(
-            "ember",
-            workloads::LOGISTIC_REGRESSION,
-            total / iters.len() as f64,
-            LrAnswer::new(&w_final),
-        );
-        rec.extra.insert("total_seconds".into(), total.into());
+        let mut rec = ember_bench::lr::record(&w_final, &iters);
         rec.extra
             .insert("storage_level".into(), level.to_string().into());
         println!("{}", rec.to_line());

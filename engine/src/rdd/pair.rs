@@ -280,68 +280,50 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         )
     }
 
-    /// Pairs of values for every key present in both RDDs.
-    #[track_caller]
-    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        let site = Location::caller();
-        self.cogroup_impl(other, "join", site)
-            .map_partitions_impl("join", site, true, |_, it| {
-                Box::new(it.flat_map(|(k, (vs, ws))| {
-                    let mut out = Vec::with_capacity(vs.len() * ws.len());
-                    for v in &vs {
-                        for w in &ws {
-                            out.push((k.clone(), (v.clone(), w.clone())));
+    /// Co-groups with `other`, turns each key's two value lists into the two sides of the output
+    /// with `sides`, and emits their cross product: the shape of every join.
+    fn cogroup_product<W: Data, A: Data, B: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        op: &str,
+        site: &'static Location<'static>,
+        sides: fn(Vec<V>, Vec<W>) -> (Vec<A>, Vec<B>),
+    ) -> Rdd<(K, (A, B))> {
+        self.cogroup_impl(other, op, site)
+            .map_partitions_impl(op, site, true, move |_, it| {
+                Box::new(it.flat_map(move |(k, (vs, ws))| {
+                    let (lefts, rights) = sides(vs, ws);
+                    let mut out = Vec::with_capacity(lefts.len() * rights.len());
+                    for a in &lefts {
+                        for b in &rights {
+                            out.push((k.clone(), (a.clone(), b.clone())));
                         }
                     }
                     out
                 }))
             })
+    }
+
+    /// Pairs of values for every key present in both RDDs.
+    #[track_caller]
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.cogroup_product(other, "join", Location::caller(), |vs, ws| (vs, ws))
     }
 
     /// Every record of this RDD with the matching values of `other`, or `None`.
     #[track_caller]
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
-        let site = Location::caller();
-        self.cogroup_impl(other, "left_outer_join", site)
-            .map_partitions_impl("left_outer_join", site, true, |_, it| {
-                Box::new(it.flat_map(|(k, (vs, ws))| {
-                    let rights: Vec<Option<W>> = if ws.is_empty() {
-                        vec![None]
-                    } else {
-                        ws.into_iter().map(Some).collect()
-                    };
-                    let mut out = Vec::new();
-                    for v in &vs {
-                        for w in &rights {
-                            out.push((k.clone(), (v.clone(), w.clone())));
-                        }
-                    }
-                    out
-                }))
-            })
+        self.cogroup_product(other, "left_outer_join", Location::caller(), |vs, ws| {
+            (vs, or_none(ws))
+        })
     }
 
     /// Every record of `other` with the matching values of this RDD, or `None`.
     #[track_caller]
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
-        let site = Location::caller();
-        self.cogroup_impl(other, "right_outer_join", site)
-            .map_partitions_impl("right_outer_join", site, true, |_, it| {
-                Box::new(it.flat_map(|(k, (vs, ws))| {
-                    let lefts: Vec<Option<V>> = if vs.is_empty() {
-                        vec![None]
-                    } else {
-                        vs.into_iter().map(Some).collect()
-                    };
-                    let mut out = Vec::new();
-                    for v in &lefts {
-                        for w in &ws {
-                            out.push((k.clone(), (v.clone(), w.clone())));
-                        }
-                    }
-                    out
-                }))
-            })
+        self.cogroup_product(other, "right_outer_join", Location::caller(), |vs, ws| {
+            (or_none(vs), ws)
+        })
     }
 
     /// Every key of either RDD with its values from each side, `None` where a side lacks it.
@@ -350,29 +332,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         other: &Rdd<(K, W)>,
     ) -> Rdd<(K, (Option<V>, Option<W>))> {
-        let site = Location::caller();
-        self.cogroup_impl(other, "full_outer_join", site)
-            .map_partitions_impl("full_outer_join", site, true, |_, it| {
-                Box::new(it.flat_map(|(k, (vs, ws))| {
-                    let lefts: Vec<Option<V>> = if vs.is_empty() {
-                        vec![None]
-                    } else {
-                        vs.into_iter().map(Some).collect()
-                    };
-                    let rights: Vec<Option<W>> = if ws.is_empty() {
-                        vec![None]
-                    } else {
-                        ws.into_iter().map(Some).collect()
-                    };
-                    let mut out = Vec::new();
-                    for v in &lefts {
-                        for w in &rights {
-                            out.push((k.clone(), (v.clone(), w.clone())));
-                        }
-                    }
-                    out
-                }))
-            })
+        self.cogroup_product(other, "full_outer_join", Location::caller(), |vs, ws| {
+            (or_none(vs), or_none(ws))
+        })
     }
 
     /// The records whose key does not appear in `other`.
@@ -475,6 +437,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     pub fn lookup(&self, key: &K) -> Result<Vec<V>> {
         let key = key.clone();
         self.filter(move |(k, _)| *k == key).values().collect()
+    }
+}
+
+/// The values as `Some`, or a single `None` when there are none (the outer side of a join).
+fn or_none<T>(values: Vec<T>) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.into_iter().map(Some).collect()
     }
 }
 
