@@ -42,6 +42,9 @@ mod tests {
                 .filter(|r| r.rdd == tensors.id())
                 .map(|r| r.host_bytes)
                 .sum();
+            // A job is a barrier: no worker drops its cached blocks (with `tensors`) before every
+            // worker has read the report.
+            ctx.range(0, 1, 1, 1).unwrap().count().unwrap();
             (host, sum)
         })
         .unwrap();
