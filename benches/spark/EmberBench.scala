@@ -3,6 +3,7 @@
 // Usage: EmberBench --text FILE [--master local[2]] [--launch-ms EPOCH_MS] [--repeat N]
 //                   [--only w1,w2,...] [--no-warmup] [--log-level WARN]
 //                   [--lr-levels MEMORY_ONLY,MEMORY_ONLY_SER,...]
+// --straggler runs the straggler benchmark instead (StragglerBench.scala, its own arguments).
 // --lr-levels runs the cached logistic regression once more per storage level (after the other
 // workloads), printing "storage_level" in each line: the peer of ember-storage-levels-bench.
 // Prints one JSON object per line on stdout (logs go to stderr):
@@ -167,6 +168,7 @@ object EmberBench {
   // ----- driver -----
 
   def main(args: Array[String]): Unit = {
+    if (args.contains("--straggler")) { StragglerBench.main(args); return }
     val mainMs = System.currentTimeMillis()
     var text: String = null
     var master = "local[2]"

@@ -9,7 +9,8 @@
 # (default: $EMBER_BENCH_CACHE/spark-bench.log).
 #
 # Environment: EMBER_BENCH_CACHE (default ~/.cache/ember-bench) holds the venv and the jar;
-# SPARK_BENCH_HEAP (default 8g) is the JVM heap; SPARK_MASTER (default local[2]).
+# SPARK_BENCH_HEAP (default 8g) is the JVM heap; SPARK_MASTER (default local[2], and
+# local-cluster[2,1,2048] with --straggler: see StragglerBench.scala).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -66,6 +67,15 @@ opens=(
     -Djdk.reflect.useDirectMethodHandle=false
     -Dio.netty.tryReflectionSetAccessible=true
 )
+# The straggler benchmark needs executor JVMs (two executors, one core each).
+# Its executors are launched by Spark's in-process standalone workers: they need the Scala version
+# (the launcher looks for a source build's directories without it) and write their logs under
+# $SPARK_HOME/work/<app>/<executor>/stderr (cleared here at each run).
+if [[ " $* " == *" --straggler "* ]]; then
+    SPARK_MASTER="${SPARK_MASTER:-local-cluster[2,1,2048]}"
+    export SPARK_SCALA_VERSION="${SPARK_SCALA_VERSION:-2.13}"
+    rm -rf "$SPARK_HOME/work"
+fi
 echo "spark: running EmberBench (Spark $spark_version, ${SPARK_MASTER:-local[2]}); log: $log" >&2
 launch_ms="$(date +%s%3N)"
 if ! java -Xmx"${SPARK_BENCH_HEAP:-8g}" "${opens[@]}" -cp "$jar:$SPARK_HOME/jars/*" \
