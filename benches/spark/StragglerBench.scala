@@ -154,9 +154,11 @@ object StragglerBench {
 
   /** Waits until `executors` executors have registered (as the listener saw them): blocks
    *  cached before the second one registers would all land on the first. */
-  def awaitExecutors(counter: LocalityCounter, executors: Int): Unit = {
+  def awaitExecutors(sc: SparkContext, counter: LocalityCounter, executors: Int): Unit = {
     val deadline = System.nanoTime() + 120L * 1000000000L
     while (counter.executorHosts.size < executors) {
+      if (sc.isStopped)
+        sys.error(s"the context stopped while waiting for executors (executor logs: $$SPARK_HOME/work)")
       if (System.nanoTime() > deadline)
         sys.error(s"only ${counter.executorHosts.size} of $executors executors registered within 120 s")
       Thread.sleep(20)
@@ -206,7 +208,7 @@ object StragglerBench {
     val (sc, contextSeconds) = timed {
       val sc = new SparkContext(conf)
       sc.setLogLevel(logLevel)
-      if (!local) awaitExecutors(LocalityCounter.current, executors)
+      if (!local) awaitExecutors(sc, LocalityCounter.current, executors)
       sc
     }
     val counter = LocalityCounter.current
