@@ -4,12 +4,13 @@
 # then a side-by-side table of total time and locality mix.
 #
 #   benches/straggler.sh [--waits 0,100ms,3s] [--slow-ms 200] [--lr-points 200000]
-#                        [--partitions 8] [--iterations 5] [--warmup 1]
+#                        [--partitions 8] [--iterations 5] [--warmup 1] [--spark-conf k=v]...
 #
 # Spark: benches/spark/build_and_run.sh --straggler (StragglerBench.scala): per wait a fresh
 #   SparkContext on local-cluster[2,1,2048] (two executor JVMs, one core each) with
 #   spark.locality.wait = the wait; partition p's block cached on executor p % 2; every
-#   iteration task on executor 1 sleeps --slow-ms first.
+#   iteration task on executor 1 sleeps --slow-ms first. --spark-conf passes more Spark settings
+#   (e.g. spark.scheduler.revive.interval=100ms: see benches/README.md, "Straggler").
 # Ember: per wait, ember-submit --processes 2 --workers 1 -- ember-straggler-bench --wait W ...
 #   (skipped, with a message, while benches/src/bin/ember-straggler-bench.rs does not exist).
 # Both print one JSON line per wait ("workload":"lr_straggler"; format in benches/README.md,
@@ -31,6 +32,7 @@ points=200000
 partitions=8
 iterations=5
 warmup=1
+spark_conf=()
 usage() {
     sed -n '6,7p' "${BASH_SOURCE[0]}" | sed 's/^# *//' >&2
 }
@@ -42,6 +44,7 @@ while [[ $# -gt 0 ]]; do
         --partitions) partitions="$2"; shift 2 ;;
         --iterations) iterations="$2"; shift 2 ;;
         --warmup) warmup="$2"; shift 2 ;;
+        --spark-conf) spark_conf+=(--conf "$2"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "straggler.sh: unknown argument $1" >&2; usage; exit 2 ;;
     esac
@@ -74,7 +77,7 @@ if skipped spark; then
 else
     say "Spark 4 (local-cluster[2,1,2048]): one SparkContext per wait"
     SPARK_BENCH_HEAP="${SPARK_BENCH_HEAP:-2g}" benches/spark/build_and_run.sh --straggler \
-        --waits "$waits" "${common[@]}" | tee "$raw/spark.jsonl" \
+        --waits "$waits" "${common[@]}" ${spark_conf[@]+"${spark_conf[@]}"} | tee "$raw/spark.jsonl" \
         || echo "Spark straggler run FAILED (see the log named above); continuing" >&2
 fi
 

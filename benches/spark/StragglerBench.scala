@@ -6,6 +6,7 @@
 //   EmberBench --straggler [--master local-cluster[2,1,2048]] [--waits 0,100ms,3s]
 //              [--slow-ms 200] [--slow-executor 1] [--lr-points 200000] [--partitions 8]
 //              [--iterations 5] [--warmup 1] [--executors 2] [--log-level WARN]
+//              [--conf key=value]...   (more Spark settings, e.g. spark.scheduler.revive.interval=100ms)
 //
 // Per wait: a SparkContext on the master (two executor JVMs with one core each, so every cached
 // block lives on one executor or the other) with spark.locality.wait = the wait, started once
@@ -149,6 +150,9 @@ object StragglerBench {
         a == "-XX:+IgnoreUnrecognizedVMOptions" || a.startsWith("-Djdk.reflect") || a.startsWith("-Dio.netty")
     }.mkString(" ")
 
+  def jsonStr(m: Iterable[(String, String)]): String =
+    m.map { case (k, v) => s""""$k":"${v.replace("\\", "\\\\").replace("\"", "\\\"")}"""" }.mkString("{", ",", "}")
+
   def jsonMap(m: Iterable[(String, Long)]): String =
     m.toSeq.sortBy(_._1).map { case (k, v) => s""""$k":$v""" }.mkString("{", ",", "}")
 
@@ -191,7 +195,8 @@ object StragglerBench {
 
   /** One wait: a fresh context, cache, iterate; returns the JSON line. */
   def runOne(master: String, waitText: String, slowMs: Long, slowExecutor: String, n: Long,
-      parts: Int, iterations: Int, warmup: Int, executors: Int, logLevel: String): String = {
+      parts: Int, iterations: Int, warmup: Int, executors: Int, logLevel: String,
+      extraConf: Seq[(String, String)]): String = {
     val waitMs = parseWaitMs(waitText)
     val jar = classOf[LocalityCounter].getProtectionDomain.getCodeSource.getLocation.getPath
     val conf = new SparkConf()
@@ -204,6 +209,7 @@ object StragglerBench {
       .set("spark.executor.extraJavaOptions", javaOptions())
       .set("spark.jars", jar)
       .set("spark.extraListeners", classOf[LocalityCounter].getName)
+      .setAll(extraConf)
     val local = master.startsWith("local[") || master == "local"
     val (sc, contextSeconds) = timed {
       val sc = new SparkContext(conf)
@@ -252,7 +258,9 @@ object StragglerBench {
           s""","block_executors":[${placement.map(e => s""""$e"""").mkString(",")}]""" +
           s""","cache_seconds":${fmt(cacheSeconds)},"context_seconds":${fmt(contextSeconds)}""" +
           s""","slow_ms":$slowMs,"slow_executor":"$slowExecutor","points":$n,"partitions":$parts""" +
-          s""","iterations":$iterations,"warmup_iterations":$warmup,"master":"$master"""")
+          s""","iterations":$iterations,"warmup_iterations":$warmup,"master":"$master"""" +
+          (if (extraConf.isEmpty) ""
+           else s""","spark_conf":${jsonStr(extraConf)}"""))
     } finally {
       sc.stop()
     }
@@ -269,6 +277,7 @@ object StragglerBench {
     var warmup = 1
     var executors = 2
     var logLevel = "WARN"
+    var extraConf = Seq.empty[(String, String)]
     var i = 0
     while (i < args.length) {
       args(i) match {
@@ -284,6 +293,12 @@ object StragglerBench {
         case "--warmup" => warmup = args(i + 1).toInt; i += 1
         case "--executors" => executors = args(i + 1).toInt; i += 1
         case "--log-level" => logLevel = args(i + 1); i += 1
+        case "--conf" =>
+          args(i + 1).split("=", 2) match {
+            case Array(k, v) if k.nonEmpty => extraConf :+= (k -> v)
+            case _ => System.err.println(s"StragglerBench: --conf wants key=value, got ${args(i + 1)}"); sys.exit(2)
+          }
+          i += 1
         case other => System.err.println(s"StragglerBench: unknown argument $other"); sys.exit(2)
       }
       i += 1
@@ -294,7 +309,7 @@ object StragglerBench {
       sys.exit(2)
     }
     for (w <- waits) {
-      println(runOne(master, w, slowMs, slowExecutor, n, parts, iterations, warmup, executors, logLevel))
+      println(runOne(master, w, slowMs, slowExecutor, n, parts, iterations, warmup, executors, logLevel, extraConf))
       System.out.flush()
     }
   }
