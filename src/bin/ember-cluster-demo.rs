@@ -2,13 +2,37 @@
 //! answers as one JSON object (from worker 0).
 //!
 //! Local: `ember-cluster-demo` (or `EMBER_MASTER=local[4] ember-cluster-demo`).
-//! Two processes on this host, two workers each (run both):
+//! Two processes on this host, two workers each (run both, or use `ember-submit -n 2 -w 2`):
 //! ```text
 //! EMBER_MASTER=cluster EMBER_CLUSTER_HOSTS=127.0.0.1:7400,127.0.0.1:7401 EMBER_CLUSTER_PROCESS=0 ember-cluster-demo
 //! EMBER_MASTER=cluster EMBER_CLUSTER_HOSTS=127.0.0.1:7400,127.0.0.1:7401 EMBER_CLUSTER_PROCESS=1 ember-cluster-demo
 //! ```
+//!
+//! Environment variables for fault and supervision tests (of `ember-submit`):
+//! - `EMBER_DEMO_CRASH_PROCESS=P`: in the default suite, process P exits with status 3 once its
+//!   first job is done.
+//! - `EMBER_DEMO_MODE=checkpoint` with `EMBER_DEMO_DIR=DIR` (an existing directory): instead of
+//!   the suite, an application that recovers from a lost process through its checkpoints. It
+//!   checkpoints a shuffled RDD under `ember.checkpoint.dir` (or `DIR/checkpoints` when that is
+//!   not set), computes it in a first job (which writes the checkpoint) and then runs a second
+//!   job on it. Each partition of the checkpointed RDD's lineage that is computed appends a line
+//!   `attempt=A process=P partition=I` to `DIR/computed` (A is `EMBER_SUBMIT_ATTEMPT`, set by
+//!   `ember-submit`), so a run that reused the checkpoint adds none. With
+//!   `EMBER_DEMO_CRASH_ONCE=1`, the process running partition 3 of the second job's first stage
+//!   exits with status 3 mid-job if `DIR/crashed` does not exist, creating it first with its
+//!   process index: the first attempt dies, a restarted one runs through. Worker 0 prints
+//!   `{"answer": {...}, "reused_checkpoint": bool}`.
+//! - `EMBER_DEMO_MODE=long` with `EMBER_DEMO_DIR=DIR`: runs small jobs for up to 60 seconds, a
+//!   process to interrupt.
+//!
+//! In both modes each process writes its process index into the file `DIR/pids/<its pid>`, so a
+//! test can find or kill a given process and check that none is left running: in `checkpoint`
+//! mode at start, in `long` mode once its first job is done (the cluster is up).
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ember::prelude::*;
 use serde_json::json;
@@ -21,99 +45,47 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // For fault tests: this process exits abruptly once its first job is done.
-    let crash_process: Option<usize> = std::env::var("EMBER_DEMO_CRASH_PROCESS")
+    let this_process: usize = std::env::var("EMBER_CLUSTER_PROCESS")
         .ok()
-        .and_then(|v| v.parse().ok());
-    let this_process: Option<usize> = std::env::var("EMBER_CLUSTER_PROCESS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let crash = crash_process.is_some() && crash_process == this_process;
-    let result = ember::engine::run(
-        conf,
-        move |ctx| -> Result<Option<serde_json::Value>, EngineError> {
-            let lines: Vec<String> = (0..2000u64)
-                .map(|i| {
-                    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
-                    (0..(i % 7 + 1))
-                        .map(|j| words[((i * 31 + j * 17) % 6) as usize])
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect();
-            let text = ctx.parallelize(lines, 6)?;
-            let mut word_counts: Vec<(String, u64)> = text
-                .flat_map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
-                .map(|w| (w, 1u64))
-                .reduce_by_key(|a, b| a + b)
-                .collect()?;
-            word_counts.sort();
-            if crash {
-                std::process::exit(3);
-            }
-
-            let pairs = ctx
-                .range(0, 50_000, 1, 8)?
-                .map(|i| ((i * 7919) % 1000, i))
-                .cache();
-            let sums: BTreeMap<i64, i64> = pairs
-                .reduce_by_key(|a, b| a + b)
-                .collect()?
-                .into_iter()
-                .collect();
-            let group_sizes: u64 = pairs
-                .group_by_key()
-                .map(|(_, v)| v.len() as u64)
-                .reduce(|a, b| a + b)?
-                .unwrap_or(0);
-            let right = ctx.range(0, 1000, 2, 3)?.map(|k| (k, k * 10));
-            let joined = pairs.join(&right);
-            let join_rows = joined.count()?;
-            let join_sum: i64 = joined.map(|(_, (v, w))| v + w).fold(0, |a, b| a + b)?;
-            let sorted = pairs.sort_by_key(true, Some(5))?.keys().collect()?;
-            let is_sorted = sorted.windows(2).all(|w| w[0] <= w[1]);
-
-            let table = ctx.broadcast((0..10).map(|i| i * i).collect::<Vec<i64>>())?;
-            let looked_up: i64 = ctx
-                .range(0, 100, 1, 4)?
-                .map(move |i| table[(i % 10) as usize])
-                .fold(0, |a, b| a + b)?;
-            let seen = ctx.accumulator(0u64);
-            let acc = seen.clone();
-            ctx.range(0, 1234, 1, 5)?.foreach(move |_| acc.add(1))?;
-
-            let indexed = ctx
-                .range(0, 100, 1, 3)?
-                .zip_with_index()?
-                .filter(|(x, i)| *x as u64 != *i)
-                .count()?;
-            let cart = ctx
-                .range(0, 20, 1, 3)?
-                .cartesian(&ctx.range(0, 7, 1, 2)?)
-                .count()?;
-            let coalesced = ctx.range(0, 1000, 1, 8)?.coalesce(4)?.collect()?;
-            let distinct = pairs.keys().distinct().count()?;
-
-            let answer = json!({
-                "workers": ctx.num_workers(),
-                "word_counts": word_counts,
-                "reduce_by_key_keys": sums.len(),
-                "reduce_by_key_checksum": sums.iter().map(|(k, v)| k * 31 + v).sum::<i64>(),
-                "group_sizes": group_sizes,
-                "join_rows": join_rows,
-                "join_sum": join_sum,
-                "sorted_rows": sorted.len(),
-                "sorted": is_sorted,
-                "broadcast_lookup": looked_up,
-                "accumulator": seen.value(),
-                "zip_with_index_mismatches": indexed,
-                "cartesian": cart,
-                "coalesced_sum": coalesced.iter().sum::<i64>(),
-                "distinct_keys": distinct,
-            });
-            Ok((ctx.worker_index() == 0).then_some(answer))
-        },
-    );
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mode = std::env::var("EMBER_DEMO_MODE").unwrap_or_default();
+    let dir = || match std::env::var_os("EMBER_DEMO_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            eprintln!("ember-cluster-demo: EMBER_DEMO_MODE={mode} needs EMBER_DEMO_DIR");
+            std::process::exit(2);
+        }
+    };
+    let result = match mode.as_str() {
+        "" | "suite" => {
+            // For fault tests: this process exits abruptly once its first job is done.
+            let crash = std::env::var("EMBER_DEMO_CRASH_PROCESS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                == Some(this_process);
+            ember::engine::run(conf, move |ctx| suite(ctx, crash))
+        }
+        "checkpoint" => {
+            let dir = dir();
+            write_pid_file(&dir, this_process);
+            let crash_once = std::env::var("EMBER_DEMO_CRASH_ONCE").is_ok_and(|v| v == "1");
+            let attempt = std::env::var("EMBER_SUBMIT_ATTEMPT").unwrap_or_else(|_| "0".into());
+            ember::engine::run(conf, move |ctx| {
+                recovering(ctx, &dir, this_process, &attempt, crash_once)
+            })
+        }
+        "long" => {
+            let dir = dir();
+            ember::engine::run(conf, move |ctx| long_running(ctx, &dir, this_process))
+        }
+        other => {
+            eprintln!(
+                "ember-cluster-demo: unknown EMBER_DEMO_MODE `{other}` (suite, checkpoint, long)"
+            );
+            std::process::exit(2);
+        }
+    };
     match result {
         Ok(Ok(Some(answer))) => println!("{answer}"),
         Ok(Ok(None)) => {}
@@ -122,4 +94,199 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// What one worker's driver returns: the answer on worker 0, nothing elsewhere.
+type Outcome = Result<Option<serde_json::Value>, EngineError>;
+
+/// The job suite: operators across shuffles, broadcast, accumulators, sorting, joins.
+fn suite(ctx: &Context, crash: bool) -> Outcome {
+    let lines: Vec<String> = (0..2000u64)
+        .map(|i| {
+            let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+            (0..(i % 7 + 1))
+                .map(|j| words[((i * 31 + j * 17) % 6) as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let text = ctx.parallelize(lines, 6)?;
+    let mut word_counts: Vec<(String, u64)> = text
+        .flat_map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .map(|w| (w, 1u64))
+        .reduce_by_key(|a, b| a + b)
+        .collect()?;
+    word_counts.sort();
+    if crash {
+        std::process::exit(3);
+    }
+
+    let pairs = ctx
+        .range(0, 50_000, 1, 8)?
+        .map(|i| ((i * 7919) % 1000, i))
+        .cache();
+    let sums: BTreeMap<i64, i64> = pairs
+        .reduce_by_key(|a, b| a + b)
+        .collect()?
+        .into_iter()
+        .collect();
+    let group_sizes: u64 = pairs
+        .group_by_key()
+        .map(|(_, v)| v.len() as u64)
+        .reduce(|a, b| a + b)?
+        .unwrap_or(0);
+    let right = ctx.range(0, 1000, 2, 3)?.map(|k| (k, k * 10));
+    let joined = pairs.join(&right);
+    let join_rows = joined.count()?;
+    let join_sum: i64 = joined.map(|(_, (v, w))| v + w).fold(0, |a, b| a + b)?;
+    let sorted = pairs.sort_by_key(true, Some(5))?.keys().collect()?;
+    let is_sorted = sorted.windows(2).all(|w| w[0] <= w[1]);
+
+    let table = ctx.broadcast((0..10).map(|i| i * i).collect::<Vec<i64>>())?;
+    let looked_up: i64 = ctx
+        .range(0, 100, 1, 4)?
+        .map(move |i| table[(i % 10) as usize])
+        .fold(0, |a, b| a + b)?;
+    let seen = ctx.accumulator(0u64);
+    let acc = seen.clone();
+    ctx.range(0, 1234, 1, 5)?.foreach(move |_| acc.add(1))?;
+
+    let indexed = ctx
+        .range(0, 100, 1, 3)?
+        .zip_with_index()?
+        .filter(|(x, i)| *x as u64 != *i)
+        .count()?;
+    let cart = ctx
+        .range(0, 20, 1, 3)?
+        .cartesian(&ctx.range(0, 7, 1, 2)?)
+        .count()?;
+    let coalesced = ctx.range(0, 1000, 1, 8)?.coalesce(4)?.collect()?;
+    let distinct = pairs.keys().distinct().count()?;
+
+    let answer = json!({
+        "workers": ctx.num_workers(),
+        "word_counts": word_counts,
+        "reduce_by_key_keys": sums.len(),
+        "reduce_by_key_checksum": sums.iter().map(|(k, v)| k * 31 + v).sum::<i64>(),
+        "group_sizes": group_sizes,
+        "join_rows": join_rows,
+        "join_sum": join_sum,
+        "sorted_rows": sorted.len(),
+        "sorted": is_sorted,
+        "broadcast_lookup": looked_up,
+        "accumulator": seen.value(),
+        "zip_with_index_mismatches": indexed,
+        "cartesian": cart,
+        "coalesced_sum": coalesced.iter().sum::<i64>(),
+        "distinct_keys": distinct,
+    });
+    Ok((ctx.worker_index() == 0).then_some(answer))
+}
+
+/// Writes `process` (the process index) into `dir/pids/<this process's id>`.
+fn write_pid_file(dir: &Path, process: usize) {
+    let pids = dir.join("pids");
+    let made = std::fs::create_dir_all(&pids).and_then(|()| {
+        std::fs::write(
+            pids.join(std::process::id().to_string()),
+            process.to_string(),
+        )
+    });
+    if let Err(e) = made {
+        eprintln!(
+            "ember-cluster-demo: cannot write a pid file under {}: {e}",
+            pids.display()
+        );
+        std::process::exit(2);
+    }
+}
+
+/// Appends one line to `path` (one small `O_APPEND` write, so lines from several processes
+/// never interleave).
+fn append_line(path: &Path, line: &str) {
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "ember-cluster-demo: cannot append to {}: {e}",
+            path.display()
+        );
+        std::process::exit(2);
+    }
+}
+
+/// The `checkpoint` mode: a checkpointed RDD computed by a first job, used by a second job that
+/// loses a process on the first attempt (see the module docs).
+fn recovering(
+    ctx: &Context,
+    dir: &Path,
+    process: usize,
+    attempt: &str,
+    crash_once: bool,
+) -> Outcome {
+    if ctx.checkpoint_dir().is_none() {
+        ctx.set_checkpoint_dir(dir.join("checkpoints"))?;
+    }
+    let computed = dir.join("computed");
+    let attempt = attempt.to_string();
+    let sums = ctx
+        .range(0, 40_000, 1, 8)?
+        .map_partitions_with_index(move |partition, it| {
+            append_line(
+                &computed,
+                &format!("attempt={attempt} process={process} partition={partition}"),
+            );
+            Box::new(it.map(|x| (x % 97, (x * x) % 10_007)))
+        })
+        .reduce_by_key_with(|a, b| a + b, 8);
+    sums.checkpoint()?;
+    // Found complete under the checkpoint directory: an earlier run wrote it.
+    let reused = sums.is_checkpointed();
+    let mut first: Vec<(i64, i64)> = sums.collect()?;
+    first.sort();
+
+    let marker = dir.join("crashed");
+    let mut second: Vec<(i64, i64)> = sums
+        .map_partitions_with_index(move |partition, it| {
+            if crash_once && partition == 3 {
+                // Only the first process to get here, and only once across attempts.
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&marker)
+                {
+                    let _ = f.write_all(process.to_string().as_bytes());
+                    let _ = f.sync_all();
+                    eprintln!("ember-cluster-demo: process {process} exits mid-job, as asked");
+                    std::process::exit(3);
+                }
+            }
+            Box::new(it.map(|(k, v)| (k % 10, v % 1_000)))
+        })
+        .reduce_by_key(|a, b| a + b)
+        .collect()?;
+    second.sort();
+    let answer = json!({
+        "answer": { "first": first, "second": second },
+        "reused_checkpoint": reused,
+    });
+    Ok((ctx.worker_index() == 0).then_some(answer))
+}
+
+/// The `long` mode: small jobs for up to 60 seconds.
+fn long_running(ctx: &Context, dir: &Path, process: usize) -> Outcome {
+    let start = Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed() < Duration::from_secs(60) {
+        ctx.range(0, 1000, 1, 4)?.map(|x| x * 2).count()?;
+        if rounds == 0 {
+            write_pid_file(dir, process);
+        }
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((ctx.worker_index() == 0).then_some(json!({ "rounds": rounds })))
 }

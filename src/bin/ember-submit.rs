@@ -9,14 +9,20 @@
 //!
 //! Every process runs PROGRAM with `EMBER_MASTER=cluster`, the cluster's addresses, its index and
 //! the worker count in its environment, plus the given configuration (validated here first, so a
-//! bad key or value is an error before anything starts). Output lines are prefixed with the
-//! process index. If one process fails, the others are stopped and `ember-submit` exits non-zero
-//! (or, with `--restarts R`, restarts the whole cluster up to R times, so an application resumes
-//! from its checkpoints). Ctrl-C reaches every process: they share the terminal's process group.
+//! bad key or value, or a hostfile host that does not resolve, is an error before anything
+//! starts). Output lines are prefixed with the process index. If one process fails, the others
+//! are stopped (killed and reaped) and `ember-submit` exits with status 1, naming the process
+//! that was lost. With `--restarts R` it instead restarts the whole cluster, on fresh ports, up
+//! to R times, so an application resumes from its checkpoints (`ember.checkpoint.dir`); each
+//! process sees the attempt number (0 first) as `EMBER_SUBMIT_ATTEMPT`.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops every process and exits with 128 + the signal's number,
+//! without restarting: whether the signal went to `ember-submit` alone (`kill -INT PID`) or to
+//! the terminal's whole process group, which the processes share.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, ToSocketAddrs};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
 use ember::engine::config::env_var_for;
@@ -191,9 +197,20 @@ fn forward(stream: impl std::io::Read + Send + 'static, prefix: String, to_stder
     });
 }
 
+/// Why a cluster run did not succeed.
+enum Failure {
+    /// A process failed (or could not be started or watched): restartable.
+    Lost(String),
+    /// Ctrl-C or SIGTERM: everything was stopped; never restarted.
+    Interrupted(i32),
+}
+
 /// Runs the cluster once; `Ok(())` when every process exited successfully.
-fn run_once(o: &Options) -> Result<(), String> {
-    let ports = free_ports(o.processes)?;
+fn run_once(o: &Options, attempt: usize) -> Result<(), Failure> {
+    if let Some(signal) = signals::received() {
+        return Err(Failure::Interrupted(signal));
+    }
+    let ports = free_ports(o.processes).map_err(Failure::Lost)?;
     let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let addresses = addresses.join(",");
     let mut children: Vec<Child> = Vec::new();
@@ -201,6 +218,7 @@ fn run_once(o: &Options) -> Result<(), String> {
         let spawned = Command::new(&o.program[0])
             .args(&o.program[1..])
             .envs(env_for(o, &addresses, p))
+            .env("EMBER_SUBMIT_ATTEMPT", attempt.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn();
@@ -208,7 +226,10 @@ fn run_once(o: &Options) -> Result<(), String> {
             Ok(c) => c,
             Err(e) => {
                 stop(&mut children);
-                return Err(format!("cannot start `{}`: {e}", o.program[0]));
+                return Err(Failure::Lost(format!(
+                    "cannot start `{}`: {e}",
+                    o.program[0]
+                )));
             }
         };
         forward(
@@ -221,28 +242,47 @@ fn run_once(o: &Options) -> Result<(), String> {
     }
     let mut done = vec![false; children.len()];
     loop {
+        if let Some(signal) = signals::received() {
+            stop(&mut children);
+            return Err(Failure::Interrupted(signal));
+        }
+        // Every process that failed since the last look, in process order.
+        let mut failed: Vec<(usize, ExitStatus)> = Vec::new();
         for (p, child) in children.iter_mut().enumerate() {
             if done[p] {
                 continue;
             }
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => done[p] = true,
-                Ok(Some(status)) => {
-                    let why = format!("process {p} exited with {status}; stopping the others");
-                    stop(&mut children);
-                    return Err(why);
-                }
+                Ok(Some(status)) => failed.push((p, status)),
                 Ok(None) => {}
                 Err(e) => {
                     stop(&mut children);
-                    return Err(format!("cannot watch process {p}: {e}"));
+                    return Err(Failure::Lost(format!("cannot watch process {p}: {e}")));
                 }
             }
+        }
+        if !failed.is_empty() {
+            stop(&mut children);
+            // A terminal's Ctrl-C reaches the processes too; they die of it, not of a fault.
+            if let Some(signal) = signals::received()
+                .or_else(|| failed.iter().find_map(|(_, s)| signals::interrupt_of(s)))
+            {
+                return Err(Failure::Interrupted(signal));
+            }
+            let lost: Vec<String> = failed
+                .iter()
+                .map(|(p, status)| format!("process {p} exited with {status}"))
+                .collect();
+            return Err(Failure::Lost(format!(
+                "{}; stopped the other processes",
+                lost.join(", ")
+            )));
         }
         if done.iter().all(|d| *d) {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -290,21 +330,107 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    signals::install();
     for attempt in 0..=o.restarts {
-        match run_once(&o) {
+        match run_once(&o, attempt) {
             Ok(()) => return ExitCode::SUCCESS,
-            Err(e) if attempt < o.restarts => {
+            Err(Failure::Interrupted(signal)) => {
+                eprintln!(
+                    "ember-submit: interrupted ({}); stopped every process",
+                    signals::name(signal)
+                );
+                return ExitCode::from(128 + signal as u8);
+            }
+            Err(Failure::Lost(e)) if attempt < o.restarts => {
                 eprintln!(
                     "ember-submit: {e}; restarting the cluster ({} of {})",
                     attempt + 1,
                     o.restarts
                 )
             }
-            Err(e) => {
+            Err(Failure::Lost(e)) => {
                 eprintln!("ember-submit: {e}");
                 return ExitCode::from(1);
             }
         }
     }
     ExitCode::from(1)
+}
+
+/// SIGINT and SIGTERM, noted by a handler so the cluster is stopped instead of orphaned (the
+/// default action would end `ember-submit` alone, leaving its processes running).
+#[cfg(unix)]
+mod signals {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+
+    /// The last signal received, 0 for none.
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+    extern "C" fn note(signal: i32) {
+        // Async-signal-safe: one atomic store.
+        RECEIVED.store(signal, Ordering::SeqCst);
+    }
+
+    extern "C" {
+        // From the C library std already links; `libc` is not a dependency of this crate.
+        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    }
+
+    /// Installs the handler for SIGINT and SIGTERM (children get default dispositions back at
+    /// exec).
+    pub fn install() {
+        // SAFETY: `note` only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            signal(SIGINT, note);
+            signal(SIGTERM, note);
+        }
+    }
+
+    /// A signal's name.
+    pub fn name(signal: i32) -> String {
+        match signal {
+            SIGINT => "SIGINT".into(),
+            SIGTERM => "SIGTERM".into(),
+            other => format!("signal {other}"),
+        }
+    }
+
+    /// The signal received since `install`, if any.
+    pub fn received() -> Option<i32> {
+        Some(RECEIVED.load(Ordering::SeqCst)).filter(|s| *s != 0)
+    }
+
+    /// The signal, when a child was ended by SIGINT or SIGTERM.
+    pub fn interrupt_of(status: &ExitStatus) -> Option<i32> {
+        status.signal().filter(|s| *s == SIGINT || *s == SIGTERM)
+    }
+}
+
+/// Without Unix signals: nothing to install; Ctrl-C ends the console's processes together.
+#[cfg(not(unix))]
+mod signals {
+    use std::process::ExitStatus;
+
+    /// Nothing to install.
+    pub fn install() {}
+
+    /// A signal's number as text.
+    pub fn name(signal: i32) -> String {
+        format!("signal {signal}")
+    }
+
+    /// Never.
+    pub fn received() -> Option<i32> {
+        None
+    }
+
+    /// Never.
+    pub fn interrupt_of(_: &ExitStatus) -> Option<i32> {
+        None
+    }
 }
