@@ -44,6 +44,8 @@ pub(crate) enum CheckpointState<T> {
     Done {
         /// The RDD's checkpoint directory.
         dir: PathBuf,
+        /// The worker that wrote each partition (empty when an earlier run wrote them).
+        writers: Vec<usize>,
     },
 }
 
@@ -110,6 +112,11 @@ fn place(dir: &Path) -> Place {
         None if text.contains("://") => Place::Remote(text.into_owned()),
         None => Place::Local(dir.to_path_buf()),
     }
+}
+
+/// Whether a checkpoint directory is a local path (not an object-store URL).
+pub(crate) fn is_local(dir: &Path) -> bool {
+    matches!(place(dir), Place::Local(_))
 }
 
 fn remote(url: &str, config: &StorageConfig) -> Result<Location> {
@@ -262,7 +269,10 @@ impl<T: Data> Rdd<T> {
         }
         if is_complete(&dir, &config) {
             tracing::info!(rdd = self.id(), dir = %dir.display(), "reusing an earlier checkpoint");
-            *state = CheckpointState::Done { dir };
+            *state = CheckpointState::Done {
+                dir,
+                writers: Vec::new(),
+            };
         } else {
             *state = CheckpointState::Requested {
                 dir,
@@ -294,20 +304,21 @@ impl<T: Data> Rdd<T> {
         let task_config = config.clone();
         let result = self.run_partitions("checkpoint", move |tc, it| {
             match write_partition(&out, tc.partition, it, &task_config) {
-                Ok(n) => n,
+                Ok(n) => (n, tc.worker),
                 Err(e) => {
                     tc.fail(e);
-                    0
+                    (0, tc.worker)
                 }
             }
         });
         match result {
-            Ok(_) => {
+            Ok(written) => {
+                let writers = written.iter().map(|&(_, w)| w).collect();
                 if self.context().worker_index() == 0 {
                     write_success(&dir, &config)?;
                 }
                 tracing::info!(rdd = self.id(), dir = %dir.display(), "checkpoint written; lineage cut");
-                *self.node.checkpoint.borrow_mut() = CheckpointState::Done { dir };
+                *self.node.checkpoint.borrow_mut() = CheckpointState::Done { dir, writers };
                 Ok(())
             }
             Err(e) => {

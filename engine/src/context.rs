@@ -20,6 +20,7 @@ use crate::exchange::Round;
 use crate::rdd::source::{ParallelCollection, RangeSource};
 use crate::rdd::text::TextFile;
 use crate::rdd::Rdd;
+use crate::scheduler::{BlockRegistry, Event, EventLog, LocalityWaits, Topology};
 use crate::storage::{BlockManager, StorageReport};
 
 /// State shared by the worker threads of one process: shuffle outputs, cached blocks,
@@ -39,6 +40,8 @@ pub(crate) struct ProcessShared {
     pub broadcasts: Mutex<HashMap<usize, (Arc<dyn Any + Send + Sync>, usize)>>,
     /// Worker threads in this process.
     pub threads: usize,
+    /// The event log, when `ember.eventLog.dir` is set (written by worker 0 only).
+    pub events: Mutex<Option<EventLog>>,
 }
 
 pub(crate) struct ContextInner {
@@ -54,6 +57,10 @@ pub(crate) struct ContextInner {
     next_broadcast: Cell<usize>,
     next_accumulator: Cell<usize>,
     accumulators: RefCell<HashMap<usize, Weak<dyn AccSlot>>>,
+    /// Where cached blocks live (kept up to date on worker 0, the coordinator).
+    pub registry: RefCell<BlockRegistry>,
+    topology: Topology,
+    waits: Cell<LocalityWaits>,
 }
 
 /// The entry point of driver code on one worker (Spark's `SparkContext`).
@@ -70,6 +77,9 @@ impl Context {
         let peers = worker.peers();
         let max_failures = conf.get_usize("ember.task.maxFailures").unwrap_or(4);
         let default_parallelism = conf.get_usize("ember.default.parallelism").unwrap_or(peers);
+        crate::task::set_worker(worker.index());
+        let topology = Topology::from_conf(&conf);
+        let waits = Cell::new(LocalityWaits::from_conf(&conf));
         shared.blocks.configure(&conf, shared.threads);
         if let Some(dir) = conf.get("ember.checkpoint.dir") {
             let mut slot = shared.checkpoint_dir.lock().expect("checkpoint dir lock");
@@ -89,6 +99,9 @@ impl Context {
                 next_broadcast: Cell::new(0),
                 next_accumulator: Cell::new(0),
                 accumulators: RefCell::new(HashMap::new()),
+                registry: RefCell::new(BlockRegistry::default()),
+                topology,
+                waits,
             }),
         }
     }
@@ -117,6 +130,47 @@ impl Context {
         &self.inner.shared
     }
 
+    /// Where the workers live.
+    pub(crate) fn topology(&self) -> Topology {
+        self.inner.topology.clone()
+    }
+
+    /// The delay-scheduling waits of the stages this context submits.
+    pub fn locality_waits(&self) -> LocalityWaits {
+        self.inner.waits.get()
+    }
+
+    /// Changes the delay-scheduling waits for later jobs (Spark fixes them in the
+    /// configuration; here a job can be tuned, or a test can compare waits on one cached RDD).
+    /// Like every driver call it must run on every worker; the coordinator (worker 0) uses it.
+    pub fn set_locality_waits(&self, waits: LocalityWaits) {
+        self.inner.waits.set(waits);
+    }
+
+    /// Appends an event to the event log (worker 0 only; a no-op without a log).
+    pub(crate) fn log_event(&self, event: &Event) {
+        if self.worker_index() != 0 {
+            return;
+        }
+        if let Ok(mut log) = self.inner.shared.events.lock() {
+            if let Some(log) = log.as_mut() {
+                log.log(event);
+            }
+        }
+    }
+
+    /// Makes the logged events visible (end of a job).
+    pub(crate) fn flush_events(&self) {
+        if self.worker_index() != 0 {
+            return;
+        }
+        if let Ok(mut log) = self.inner.shared.events.lock() {
+            if let Some(log) = log.as_mut() {
+                log.flush();
+            }
+        }
+    }
+
     fn bump(cell: &Cell<usize>) -> usize {
         let v = cell.get();
         cell.set(v + 1);
@@ -139,6 +193,19 @@ impl Context {
     /// Opens an exchange round (see [`crate::exchange`]).
     pub(crate) fn round<D: timely::ExchangeData + Clone>(&self, name: &str) -> Round<D> {
         Round::open(&self.inner.worker, &self.inner.shared, name)
+    }
+
+    /// One partition per `(values, workers)` pair, preferably computed on those workers (Spark's
+    /// `makeRDD` with location preferences): data that lives with particular workers, or a test
+    /// that needs blocks cached in a known place. Worker indices beyond the cluster are ignored.
+    #[track_caller]
+    pub fn make_rdd<T: Data>(&self, parts: Vec<(Vec<T>, Vec<usize>)>) -> Result<Rdd<T>> {
+        check_partitions("make_rdd", parts.len())?;
+        Ok(Rdd::from_source(
+            self,
+            "make_rdd",
+            ParallelCollection::with_locations(parts),
+        ))
     }
 
     /// Distributes `values` over `partitions` partitions, keeping their order.

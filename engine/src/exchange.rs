@@ -72,6 +72,17 @@ impl<D: ExchangeData + Clone> Round<D> {
         self.worker.step();
     }
 
+    /// Sends one message to worker `to` and makes it visible at once: the input's epoch
+    /// advances, which flushes timely's exchange buffers (a mailbox needs this; bulk rounds
+    /// let the buffers fill).
+    pub(crate) fn send_now(&mut self, to: usize, msg: D) {
+        let input = self.input.as_mut().expect("round is open");
+        input.send((to as u64, msg));
+        let next = *input.time() + 1;
+        input.advance_to(next);
+        self.worker.step();
+    }
+
     /// Sends a copy of `msg` to every worker.
     pub(crate) fn send_to_all(&mut self, msg: D) {
         let peers = self.worker.peers();
@@ -80,19 +91,37 @@ impl<D: ExchangeData + Clone> Round<D> {
         }
     }
 
+    /// The messages that have arrived so far, while the round stays open (a mailbox): lets
+    /// timely move data once, waiting at most `park` for something to arrive.
+    pub(crate) fn poll(&mut self, park: Option<Duration>) -> Result<Vec<D>> {
+        self.check_aborted()?;
+        if self.received.borrow().is_empty() {
+            match park {
+                Some(d) if !d.is_zero() => self.worker.step_or_park(Some(d)),
+                _ => self.worker.step(),
+            };
+        }
+        Ok(std::mem::take(&mut *self.received.borrow_mut()))
+    }
+
+    fn check_aborted(&self) -> Result<()> {
+        if self.shared.aborted.load(Ordering::SeqCst) {
+            let why = self
+                .shared
+                .abort_reason
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default();
+            return Err(EngineError::PeerFailed(why));
+        }
+        Ok(())
+    }
+
     /// Closes this worker's side and waits until every worker's messages have arrived.
     pub(crate) fn finish(mut self) -> Result<Vec<D>> {
         drop(self.input.take());
         while !self.done.get() {
-            if self.shared.aborted.load(Ordering::SeqCst) {
-                let why = self
-                    .shared
-                    .abort_reason
-                    .lock()
-                    .map(|r| r.clone())
-                    .unwrap_or_default();
-                return Err(EngineError::PeerFailed(why));
-            }
+            self.check_aborted()?;
             self.worker.step_or_park(Some(Duration::from_millis(5)));
         }
         Ok(std::mem::take(&mut *self.received.borrow_mut()))

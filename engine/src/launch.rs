@@ -8,7 +8,39 @@ use std::sync::Arc;
 use crate::config::{Conf, Master};
 use crate::context::{Context, ProcessShared};
 use crate::error::{EngineError, Result};
+use crate::scheduler::{Event, EventLog, LocalityWaits};
 use crate::task::panic_message;
+
+/// The event log of the application when `ember.eventLog.dir` is set, opened by the process
+/// holding worker 0 before any worker starts (so a bad directory fails the start).
+fn open_event_log(conf: &Conf, master: &Master, threads: usize) -> Result<Option<EventLog>> {
+    let Some(dir) = conf.get("ember.eventLog.dir").filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let (first, workers) = match master {
+        Master::Local(n) => (true, *n),
+        Master::Cluster { hosts, process, .. } => (*process == 0, hosts.len() * threads),
+    };
+    if !first {
+        return Ok(None);
+    }
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let app_id = format!("app-{millis}-{}", std::process::id());
+    let mut log = EventLog::open(dir, &app_id, &conf.storage_config())?;
+    let waits = LocalityWaits::from_conf(conf);
+    log.log(&Event::ApplicationStart {
+        app_id,
+        workers,
+        threads,
+        locality_wait_process_ms: waits.process.as_millis() as u64,
+        locality_wait_node_ms: waits.node.as_millis() as u64,
+    });
+    log.flush();
+    tracing::info!(target = %log.target, "writing the event log");
+    Ok(Some(log))
+}
 
 /// Runs `driver` on every worker and returns the result of this process's first worker.
 ///
@@ -68,8 +100,10 @@ where
         app = conf.get("ember.app.name"),
         "starting workers"
     );
+    let events = open_event_log(&conf, &master, threads)?;
     let shared = Arc::new(ProcessShared {
         threads,
+        events: std::sync::Mutex::new(events),
         ..Default::default()
     });
     let guards = timely::execute(timely_conf, move |worker| {

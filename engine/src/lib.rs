@@ -52,10 +52,12 @@ pub use error::{EngineError, Result};
 pub use launch::{run, run_all};
 pub use rdd::formats::Batch;
 pub use rdd::{BoxIter, Rdd};
-pub use scheduler::{last_job_stats, JobStats, StageStats};
+pub use scheduler::{
+    last_job_stats, BlockSource, JobStats, Locality, LocalityWaits, StageStats, TaskMetrics,
+};
 pub use shuffle::{HashPartitioner, Partitioner, RangePartitioner};
 pub use storage::{SizeOf, StorageLevel, StorageReport};
-pub use task::TaskContext;
+pub use task::{current_worker, TaskContext};
 
 /// The names most programs need.
 pub mod prelude {

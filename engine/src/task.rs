@@ -9,6 +9,42 @@ use std::rc::Rc;
 
 use crate::accumulator::{AccUpdate, Pending};
 use crate::error::{EngineError, TaskFailure};
+use crate::scheduler::{BlockSource, RemoteRead};
+
+/// What a task read, over all its attempts, and the scheduler's plan for a cached block held in
+/// another process.
+#[derive(Default)]
+pub(crate) struct TaskIo {
+    /// Fetch or recompute the block held elsewhere (set by the scheduler at launch).
+    pub remote: Option<RemoteRead>,
+    /// Bytes of cached blocks read from this process's block manager.
+    pub bytes_local: Cell<u64>,
+    /// Bytes of cached blocks fetched from another process.
+    pub bytes_remote: Cell<u64>,
+    /// Where the cached block came from, if one was read.
+    pub source: Cell<Option<BlockSource>>,
+}
+
+impl TaskIo {
+    /// The plan for block `id`, if the scheduler made one.
+    pub(crate) fn remote_for(&self, id: (usize, usize)) -> Option<RemoteRead> {
+        self.remote.filter(|r| (r.rdd, r.split) == id)
+    }
+
+    /// Counts a block read from this process.
+    pub(crate) fn read_local(&self, bytes: u64) {
+        self.bytes_local.set(self.bytes_local.get() + bytes);
+        if self.source.get().is_none() {
+            self.source.set(Some(BlockSource::Local));
+        }
+    }
+
+    /// Counts a block fetched from another process.
+    pub(crate) fn read_remote(&self, bytes: u64) {
+        self.bytes_remote.set(self.bytes_remote.get() + bytes);
+        self.source.set(Some(BlockSource::Fetched));
+    }
+}
 
 /// What a running task knows about itself. Sources use it to report errors (a bad file, invalid
 /// UTF-8) without panicking: they record the error and end their iterator, and the attempt fails.
@@ -19,16 +55,21 @@ pub struct TaskContext {
     pub partition: usize,
     /// 0 for the first attempt.
     pub attempt: usize,
+    /// The worker running it.
+    pub worker: usize,
+    pub(crate) io: Rc<TaskIo>,
     error: RefCell<Option<EngineError>>,
     pub(crate) acc_updates: RefCell<Vec<Pending>>,
 }
 
 impl TaskContext {
-    fn new(stage: usize, partition: usize, attempt: usize) -> Rc<TaskContext> {
+    fn new(stage: usize, partition: usize, attempt: usize, io: &Rc<TaskIo>) -> Rc<TaskContext> {
         Rc::new(TaskContext {
             stage,
             partition,
             attempt,
+            worker: WORKER.with(|w| w.get()),
+            io: Rc::clone(io),
             error: RefCell::new(None),
             acc_updates: RefCell::new(Vec::new()),
         })
@@ -51,6 +92,18 @@ impl TaskContext {
 thread_local! {
     static CURRENT: RefCell<Option<Rc<TaskContext>>> = const { RefCell::new(None) };
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Records which worker this thread is (set once when the worker starts).
+pub(crate) fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
+/// The index of the worker running the current task, if any: for code that must behave
+/// differently on one worker (a fault or straggler injected by a test or benchmark).
+pub fn current_worker() -> Option<usize> {
+    in_task().then(|| WORKER.with(|w| w.get()))
 }
 
 /// The task running on this thread, if any (accumulators buffer their updates in it).
@@ -81,11 +134,12 @@ pub(crate) fn run_task<R>(
     stage: usize,
     partition: usize,
     max_failures: usize,
+    io: &Rc<TaskIo>,
     mut body: impl FnMut(&Rc<TaskContext>) -> R,
 ) -> Result<TaskSuccess<R>, TaskFailure> {
     let mut last = String::new();
     for attempt in 0..max_failures.max(1) {
-        let tc = TaskContext::new(stage, partition, attempt);
+        let tc = TaskContext::new(stage, partition, attempt, io);
         CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&tc)));
         IN_TASK.with(|c| c.set(true));
         let outcome = catch_unwind(AssertUnwindSafe(|| body(&tc)));

@@ -65,6 +65,11 @@ pub(crate) trait RddBase {
     fn checkpoint_requested(&self) -> bool;
     /// Writes a requested checkpoint (a job) and cuts the lineage.
     fn write_checkpoint(&self) -> crate::error::Result<()>;
+    /// Once checkpointed: whether the checkpoint is on a local path, and the worker that wrote
+    /// each partition (empty when it was written by an earlier run).
+    fn checkpoint_location(&self) -> Option<(bool, Vec<usize>)>;
+    /// A source partition's preferred workers and hosts.
+    fn source_preferences(&self, split: usize) -> (Vec<usize>, Vec<String>);
 }
 
 /// How a node computes its partitions; one implementation per kind of node.
@@ -76,6 +81,14 @@ pub(crate) trait Compute<T> {
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T>;
     fn partitioner(&self) -> Option<PartitionerDesc> {
         None
+    }
+    /// Workers a source partition should run on (its data lives there).
+    fn preferred_workers(&self, _split: usize) -> Vec<usize> {
+        Vec::new()
+    }
+    /// Hosts a source partition's input is local to (input splits whose store knows them).
+    fn preferred_hosts(&self, _split: usize) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -112,7 +125,7 @@ impl<T: Data> RddNode<T> {
 
     /// The partition computed from lineage, or read from the checkpoint once written.
     fn compute_or_read_checkpoint(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
-        if let CheckpointState::Done { dir } = &*self.checkpoint.borrow() {
+        if let CheckpointState::Done { dir, .. } = &*self.checkpoint.borrow() {
             let config = self.ctx.conf().storage_config();
             return crate::checkpoint::read_partition(dir, split, tc, &config);
         }
@@ -147,6 +160,20 @@ impl<T: Data> RddBase for RddNode<T> {
     }
     fn checkpoint_requested(&self) -> bool {
         matches!(*self.checkpoint.borrow(), CheckpointState::Requested { .. })
+    }
+    fn source_preferences(&self, split: usize) -> (Vec<usize>, Vec<String>) {
+        (
+            self.compute.preferred_workers(split),
+            self.compute.preferred_hosts(split),
+        )
+    }
+    fn checkpoint_location(&self) -> Option<(bool, Vec<usize>)> {
+        match &*self.checkpoint.borrow() {
+            CheckpointState::Done { dir, writers } => {
+                Some((crate::checkpoint::is_local(dir), writers.clone()))
+            }
+            _ => None,
+        }
     }
     fn write_checkpoint(&self) -> crate::error::Result<()> {
         let node = match &*self.checkpoint.borrow() {
@@ -203,6 +230,7 @@ impl<T> Drop for RddNode<T> {
     fn drop(&mut self) {
         // Each worker drops the blocks it stored; peers drop theirs with their own handles.
         if self.storage.get().is_some() {
+            self.ctx.inner.registry.borrow_mut().remove_rdd(self.id);
             self.ctx
                 .shared()
                 .blocks
@@ -315,6 +343,12 @@ impl<T: Data> Rdd<T> {
         let blocks = &self.node.ctx.shared().blocks;
         if self.node.storage.get().is_some_and(|old| old != level) {
             blocks.remove_rdd(self.id(), self.node.ctx.worker_index());
+            self.node
+                .ctx
+                .inner
+                .registry
+                .borrow_mut()
+                .remove_rdd(self.id());
         }
         self.node.storage.set(Some(level));
         self.node.sizer.set(Some(crate::storage::size_pair::<T>));
@@ -340,6 +374,12 @@ impl<T: Data> Rdd<T> {
     pub fn unpersist(&self) -> Rdd<T> {
         let me = self.node.ctx.worker_index();
         self.node.ctx.shared().blocks.remove_rdd(self.id(), me);
+        self.node
+            .ctx
+            .inner
+            .registry
+            .borrow_mut()
+            .remove_rdd(self.id());
         self.node.storage.set(None);
         self.node.sizer.set(None);
         self.clone()

@@ -10,6 +10,8 @@ use crate::task::TaskContext;
 /// `parallelize`: the collection cut into contiguous slices, one per partition.
 pub(crate) struct ParallelCollection<T> {
     slices: Vec<Arc<Vec<T>>>,
+    /// Preferred workers of each slice (`make_rdd`); empty: no preference.
+    locations: Vec<Vec<usize>>,
 }
 
 impl<T: Data> ParallelCollection<T> {
@@ -22,7 +24,17 @@ impl<T: Data> ParallelCollection<T> {
             slices.push(Arc::new(values.split_off(start)));
         }
         slices.reverse();
-        ParallelCollection { slices }
+        ParallelCollection {
+            slices,
+            locations: Vec::new(),
+        }
+    }
+
+    /// One partition per slice, each with its preferred workers (Spark's `makeRDD` with
+    /// location preferences).
+    pub(crate) fn with_locations(parts: Vec<(Vec<T>, Vec<usize>)>) -> Self {
+        let (slices, locations) = parts.into_iter().map(|(v, l)| (Arc::new(v), l)).unzip();
+        ParallelCollection { slices, locations }
     }
 }
 
@@ -32,6 +44,9 @@ impl<T: Data> Compute<T> for ParallelCollection<T> {
     }
     fn compute(&self, split: usize, _tc: &Rc<TaskContext>) -> BoxIter<T> {
         Box::new(SharedVecIter::new(Arc::clone(&self.slices[split])))
+    }
+    fn preferred_workers(&self, split: usize) -> Vec<usize> {
+        self.locations.get(split).cloned().unwrap_or_default()
     }
 }
 

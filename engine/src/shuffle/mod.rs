@@ -18,6 +18,7 @@ use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,8 @@ use crate::context::Context;
 use crate::data::{Data, Key};
 use crate::error::{EngineError, Result, TaskFailure};
 use crate::rdd::{BoxIter, Compute, Dependency, RddBase, RddNode};
-use crate::task::{run_task, TaskContext};
+use crate::scheduler::{StageRun, StageStats};
+use crate::task::{run_task, TaskContext, TaskIo};
 
 /// Spark's `Aggregator`: how values become combiners and combiners merge.
 pub(crate) struct Aggregator<V, C> {
@@ -108,7 +110,14 @@ pub(crate) trait ShuffleDepBase {
     /// The operation that asked for the shuffle, for stage names.
     fn op(&self) -> &str;
     fn is_complete(&self) -> bool;
-    fn run_map_stage(&self, ctx: &Context, job: usize, stage: usize) -> Result<()>;
+    /// Runs the map stage and stores this process's reduce outputs.
+    fn run_map_stage(
+        &self,
+        ctx: &Context,
+        job: usize,
+        stage: usize,
+        name: &str,
+    ) -> Result<StageStats>;
 }
 
 /// A shuffle of `parent`'s `(K, V)` records into `(K, C)` records by `partitioner`.
@@ -240,7 +249,13 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
         self.complete.get()
     }
 
-    fn run_map_stage(&self, ctx: &Context, job: usize, stage: usize) -> Result<()> {
+    fn run_map_stage(
+        &self,
+        ctx: &Context,
+        job: usize,
+        stage: usize,
+        name: &str,
+    ) -> Result<StageStats> {
         let me = ctx.worker_index();
         let peers = ctx.num_workers();
         let batch = ctx
@@ -248,12 +263,18 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
             .get_usize("ember.shuffle.batchSize")
             .unwrap_or(8192);
         let max_failures = ctx.inner.max_failures;
+        let parent = Rc::clone(&self.parent) as Rc<dyn RddBase>;
+        let maps: Vec<usize> = (0..parent.num_partitions()).collect();
+        let mut run = StageRun::start(ctx, stage, name, &parent, &maps);
         let mut round = ctx.round::<ShuffleMsg<K, C>>(&format!("shuffle-{}", self.id));
-        for split in 0..RddBase::num_partitions(&*self.parent) {
-            if self.parent.task_worker(split) != me {
-                continue;
-            }
-            let outcome = run_task(stage, split, max_failures, |tc| {
+        while let Some(launch) = run.next_task()? {
+            let split = launch.partition;
+            let io = Rc::new(TaskIo {
+                remote: launch.remote,
+                ..TaskIo::default()
+            });
+            let t0 = Instant::now();
+            let outcome = run_task(stage, split, max_failures, &io, |tc| {
                 let mut seq = 0u32;
                 let attempt = tc.attempt as u32;
                 let mut send = |reduce: usize, records: Vec<(K, C)>| {
@@ -269,6 +290,8 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
                 };
                 self.map_task(split, tc, batch, &mut send);
             });
+            let run_time = t0.elapsed();
+            let failed = outcome.is_err();
             let status = match outcome {
                 Ok(ok) => ShuffleMsg::Status {
                     map: split as u32,
@@ -282,7 +305,9 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
                 },
             };
             round.send_to_all(status);
+            run.task_done(&launch, &io, run_time, failed)?;
         }
+        let stats = run.finish()?;
 
         let mut winners: FxHashMap<u32, u32> = FxHashMap::default();
         let mut statuses = Vec::new();
@@ -316,7 +341,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
             return Err(EngineError::JobFailed {
                 job,
                 stage,
-                stage_name: format!("shuffle map for {}", self.op),
+                stage_name: name.to_string(),
                 partition: f.partition,
                 attempts: f.attempts,
                 cause: f.message,
@@ -340,7 +365,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
         }
         drop(store);
         self.complete.set(true);
-        Ok(())
+        Ok(stats)
     }
 }
 

@@ -17,15 +17,17 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use crate::config::Conf;
 use crate::error::{EngineError, Result};
 
-use super::codec::Codec;
+use super::codec::{BlockWriter, Codec, Finished};
 use super::level::StorageLevel;
 use super::report::{RddStorageInfo, StorageMetrics, StorageReport};
+use crate::scheduler::BlockChange;
 
 /// A block id: the RDD and the partition.
 pub(crate) type BlockId = (usize, usize);
 
-/// Writes a deserialized block to a spill file; returns the file's length.
-pub(crate) type SpillFn = Box<dyn Fn(&Path, Codec) -> Result<u64> + Send + Sync>;
+/// Encodes a deserialized block into a writer: to a spill file when it is evicted, to memory
+/// when a task in another process fetches it.
+pub(crate) type EncodeFn = Box<dyn Fn(BlockWriter) -> Result<Finished> + Send + Sync>;
 
 /// What the manager holds for a block, as handed to a reader.
 pub(crate) enum Stored {
@@ -43,8 +45,8 @@ pub(crate) enum Mem {
     Values {
         /// The `Arc<Vec<T>>`.
         data: Arc<dyn Any + Send + Sync>,
-        /// Writes them to a file.
-        spill: SpillFn,
+        /// Encodes them.
+        encode: EncodeFn,
     },
     /// Encoded bytes.
     Bytes(Arc<Vec<u8>>),
@@ -77,6 +79,8 @@ struct State {
     rdds: BTreeMap<usize, RddMeta>,
     lost: HashSet<BlockId>,
     metrics: StorageMetrics,
+    /// Blocks each worker gained or lost since its last task, for the scheduler's registry.
+    changes: HashMap<usize, Vec<BlockChange>>,
 }
 
 /// Budgets and codecs, fixed when the first worker of the process starts.
@@ -197,19 +201,46 @@ impl BlockManager {
         );
     }
 
-    /// The stored block, if any (and marks it recently used).
-    pub(crate) fn lookup(&self, id: BlockId) -> Option<Stored> {
+    /// The stored block, if any, with its size in bytes (and marks it recently used).
+    pub(crate) fn lookup(&self, id: BlockId) -> Option<(Stored, u64)> {
         let mut st = self.state();
         st.tick += 1;
         let tick = st.tick;
         let e = st.blocks.get_mut(&id)?;
         e.last_use = tick;
-        match (&e.mem, &e.disk) {
-            (Some(Mem::Values { data, .. }), _) => Some(Stored::Values(Arc::clone(data))),
-            (Some(Mem::Bytes(b)), _) => Some(Stored::Bytes(Arc::clone(b))),
-            (None, Some((path, _))) => Some(Stored::File(path.clone())),
-            (None, None) => None,
-        }
+        let bytes = e.host + e.disk.as_ref().map_or(0, |d| d.1);
+        let stored = match (&e.mem, &e.disk) {
+            (Some(Mem::Values { data, .. }), _) => Stored::Values(Arc::clone(data)),
+            (Some(Mem::Bytes(b)), _) => Stored::Bytes(Arc::clone(b)),
+            (None, Some((path, _))) => Stored::File(path.clone()),
+            (None, None) => return None,
+        };
+        Some((stored, bytes))
+    }
+
+    /// A block encoded for another process (a remote fetch): `None` when this process does
+    /// not hold it.
+    pub(crate) fn encode_block(&self, id: BlockId) -> Option<Result<Vec<u8>>> {
+        let codec = self.settings().spill_codec;
+        let st = self.state();
+        let e = st.blocks.get(&id)?;
+        Some(match (&e.mem, &e.disk) {
+            (Some(Mem::Values { encode, .. }), _) => match encode(BlockWriter::memory(codec)) {
+                Ok(Finished::Memory(b)) => Ok(b),
+                Ok(Finished::File { path, .. }) => {
+                    std::fs::read(&path).map_err(|e| EngineError::io(path, e))
+                }
+                Err(e) => Err(e),
+            },
+            (Some(Mem::Bytes(b)), _) => Ok(b.to_vec()),
+            (None, Some((path, _))) => std::fs::read(path).map_err(|e| EngineError::io(path, e)),
+            (None, None) => return None,
+        })
+    }
+
+    /// The block changes of `worker` since the last call (added and dropped blocks).
+    pub(crate) fn take_changes(&self, worker: usize) -> Vec<BlockChange> {
+        self.state().changes.remove(&worker).unwrap_or_default()
     }
 
     /// Counts a read served from a stored block.
@@ -351,7 +382,13 @@ impl BlockManager {
                         write_file(&path, b).map(|_| b.len() as u64).map_err(Some)
                     }
                 }
-                Some(Mem::Values { spill, .. }) => spill(&path, s.spill_codec).map_err(Some),
+                Some(Mem::Values { encode, .. }) => BlockWriter::file(s.spill_codec, &path)
+                    .and_then(encode)
+                    .map(|f| match f {
+                        Finished::File { bytes, .. } => bytes,
+                        Finished::Memory(b) => b.len() as u64,
+                    })
+                    .map_err(Some),
                 None => Err(None),
             };
             match written {
@@ -367,6 +404,10 @@ impl BlockManager {
                     }
                     st.metrics.dropped += 1;
                     st.lost.insert(id);
+                    st.changes
+                        .entry(e.owner)
+                        .or_default()
+                        .push(BlockChange::Removed(id.0, id.1));
                     return;
                 }
             }
@@ -375,6 +416,10 @@ impl BlockManager {
             st.blocks.insert(id, e);
         } else {
             st.lost.insert(id);
+            st.changes
+                .entry(e.owner)
+                .or_default()
+                .push(BlockChange::Removed(id.0, id.1));
         }
     }
 
@@ -406,6 +451,11 @@ impl BlockManager {
             last_use: st.tick,
         };
         st.lost.remove(&id);
+        let bytes = host + entry.disk.as_ref().map_or(0, |d| d.1);
+        st.changes
+            .entry(worker)
+            .or_default()
+            .push(BlockChange::Added(id.0, id.1, bytes));
         if let Some(old) = st.blocks.insert(id, entry) {
             Self::forget(&mut st, old);
         }

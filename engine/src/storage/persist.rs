@@ -34,8 +34,43 @@ pub(crate) fn read_or_compute<T: Data>(
     tc: &Rc<TaskContext>,
     compute: impl FnOnce() -> BoxIter<T>,
 ) -> BoxIter<T> {
-    if let Some(it) = read(bm, id, tc) {
+    if let Some((it, bytes)) = read(bm, id, tc) {
+        tc.io.read_local(bytes);
         return it;
+    }
+    if let Some(plan) = tc.io.remote_for(id) {
+        if let Some(holder) = plan.from {
+            match crate::scheduler::fetch_block(holder, id) {
+                Ok(Some(bytes)) => {
+                    let len = bytes.len() as u64;
+                    let location =
+                        format!("block rdd_{}_{} fetched from worker {holder}", id.0, id.1);
+                    match ChunkReader::<T>::memory(Arc::new(bytes), location) {
+                        Ok(r) => {
+                            tc.io.read_remote(len);
+                            let tc2 = Rc::clone(tc);
+                            return Box::new(BlockIter::new(r, Box::new(move |e| tc2.fail(e))));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "fetched block unreadable; recomputing")
+                        }
+                    }
+                }
+                Ok(None) => tracing::debug!(
+                    rdd = id.0,
+                    partition = id.1,
+                    holder,
+                    "holder no longer has the block; recomputing"
+                ),
+                Err(e) => {
+                    tc.fail(e);
+                    return Box::new(std::iter::empty());
+                }
+            }
+        }
+        tc.io
+            .source
+            .set(Some(crate::scheduler::BlockSource::Recomputed));
     }
     bm.record_miss(id);
     let store = Store {
@@ -56,12 +91,17 @@ pub(crate) fn read_or_compute<T: Data>(
     }
 }
 
-fn read<T: Data>(bm: &Arc<BlockManager>, id: BlockId, tc: &Rc<TaskContext>) -> Option<BoxIter<T>> {
-    let reader = match bm.lookup(id)? {
+fn read<T: Data>(
+    bm: &Arc<BlockManager>,
+    id: BlockId,
+    tc: &Rc<TaskContext>,
+) -> Option<(BoxIter<T>, u64)> {
+    let (stored, bytes) = bm.lookup(id)?;
+    let reader = match stored {
         Stored::Values(any) => {
             let values = any.downcast::<Vec<T>>().ok()?;
             bm.record_hit();
-            return Some(Box::new(SharedVecIter::new(values)));
+            return Some((Box::new(SharedVecIter::new(values)), bytes));
         }
         Stored::Bytes(bytes) => {
             ChunkReader::<T>::memory(bytes, format!("memory block rdd_{}_{}", id.0, id.1))
@@ -71,7 +111,7 @@ fn read<T: Data>(bm: &Arc<BlockManager>, id: BlockId, tc: &Rc<TaskContext>) -> O
     match reader {
         Ok(r) => {
             bm.record_hit();
-            Some(Box::new(BlockIter::new(r, on_error(bm, id, tc))))
+            Some((Box::new(BlockIter::new(r, on_error(bm, id, tc))), bytes))
         }
         Err(e) => {
             bm.report_lost(id, &e);
@@ -218,14 +258,14 @@ impl<T: Data> Store<T> {
             let data = Arc::new(values);
             let spill_data = Arc::clone(&data);
             let sizer = self.sizer;
-            let spill: super::block_manager::SpillFn =
-                Box::new(move |path, codec| write_values(&spill_data, path, codec, sizer));
+            let encode: super::block_manager::EncodeFn =
+                Box::new(move |w| encode_values(&spill_data, w, sizer));
             let any: Arc<dyn std::any::Any + Send + Sync> = data.clone();
             self.bm.put(
                 self.id,
                 self.worker,
                 self.level,
-                Some((Mem::Values { data: any, spill }, host, device)),
+                Some((Mem::Values { data: any, encode }, host, device)),
                 None,
             );
             return Box::new(SharedVecIter::new(data));
@@ -528,14 +568,13 @@ fn w_chunks<T>(values: Vec<T>, sizer: Sizer<T>) -> Vec<Vec<T>> {
     out
 }
 
-/// Writes a deserialized block to a spill file (eviction of a `MEMORY_AND_DISK` block).
-fn write_values<T: Data>(
+/// Encodes a deserialized block, chunk by chunk (a `MEMORY_AND_DISK` block being evicted to a
+/// file, or a block fetched by another process).
+fn encode_values<T: Data>(
     values: &[T],
-    path: &std::path::Path,
-    codec: Codec,
+    mut w: BlockWriter,
     sizer: Sizer<T>,
-) -> crate::error::Result<u64> {
-    let mut w = BlockWriter::file(codec, path)?;
+) -> crate::error::Result<Finished> {
     let (mut start, mut bytes) = (0, 0);
     for (i, v) in values.iter().enumerate() {
         bytes += sizer(v).0;
@@ -546,8 +585,5 @@ fn write_values<T: Data>(
         }
     }
     w.write_chunk(&values[start..])?;
-    match w.finish()? {
-        Finished::File { bytes, .. } => Ok(bytes),
-        Finished::Memory(b) => Ok(b.len() as u64),
-    }
+    w.finish()
 }

@@ -1,11 +1,30 @@
 //! Running jobs: an action's lineage is cut into stages at shuffle dependencies; the missing
-//! shuffle map stages run first (parents before children), then the result stage. Each worker
-//! runs the tasks of the partitions that live with it; results and failures travel to every
-//! worker, so every worker returns the same answer or the same error.
+//! shuffle map stages run first (parents before children), then the result stage. Within a stage
+//! worker 0 hands tasks to free workers by locality with delay scheduling ([`task_set`],
+//! [`stage`]); results and failures travel to every worker, so every worker returns the same
+//! answer or the same error, and every worker gets every task's metrics ([`JobStats`]).
 
-use std::cell::RefCell;
+mod events;
+mod locality;
+mod metrics;
+mod progress;
+mod registry;
+mod stage;
+mod summary;
+mod task_set;
+
+pub(crate) use events::EventLog;
+pub use events::{read_event_log, Event, LogLine};
+pub(crate) use locality::Topology;
+pub use locality::{Locality, LocalityWaits};
+pub use metrics::{last_job_stats, BlockSource, JobStats, StageStats, TaskMetrics};
+pub(crate) use registry::{BlockChange, BlockRegistry};
+pub(crate) use stage::{fetch_block, RemoteRead, StageRun};
+pub use summary::{summarize, JobSummary, LogSummary, StageSummary};
+
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
@@ -16,38 +35,7 @@ use crate::data::Data;
 use crate::error::{EngineError, Result, TaskFailure};
 use crate::rdd::{BoxIter, Dependency, Rdd, RddBase};
 use crate::shuffle::ShuffleDepBase;
-use crate::task::{in_task, run_task, TaskContext};
-
-/// What a finished job did, for tests and tuning.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobStats {
-    /// The job's number within this context.
-    pub job: usize,
-    /// The action that ran it.
-    pub action: String,
-    /// Stages run, in order: shuffle map stages, then the result stage.
-    pub stages: Vec<StageStats>,
-}
-
-/// One stage of a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageStats {
-    /// The stage's number within this context.
-    pub stage: usize,
-    /// `shuffle map for <op>` or `result for <action>`.
-    pub name: String,
-    /// Tasks (partitions) in the stage, over all workers.
-    pub tasks: usize,
-}
-
-thread_local! {
-    static LAST_JOB: RefCell<Option<JobStats>> = const { RefCell::new(None) };
-}
-
-/// The statistics of the last job this worker ran.
-pub fn last_job_stats() -> Option<JobStats> {
-    LAST_JOB.with(|j| j.borrow().clone())
-}
+use crate::task::{in_task, run_task, TaskContext, TaskIo};
 
 /// The shuffle dependencies `rdd` needs that have not run yet, parents first. A completed
 /// shuffle hides its whole upstream lineage (Spark's skipped stages).
@@ -113,39 +101,66 @@ impl<T: Data> Rdd<T> {
         }
         let ctx: &Context = self.context();
         let job = ctx.new_job_id();
+        let started = Instant::now();
+        ctx.log_event(&Event::JobStart {
+            job,
+            action: action.to_string(),
+        });
         let mut stats = JobStats {
             job,
             action: action.to_string(),
             stages: Vec::new(),
         };
+        let outcome = self.run_job(ctx, job, action, partitions, &func, &mut stats);
+        ctx.log_event(&Event::JobEnd {
+            job,
+            duration_us: started.elapsed().as_micros() as u64,
+            error: outcome.as_ref().err().map(|e| e.to_string()),
+        });
+        ctx.flush_events();
+        metrics::set_last_job(stats);
+        let results = outcome?;
+        // Checkpoints requested in this lineage are written by a second job, as in Spark.
+        crate::checkpoint::after_job(&self.base())?;
+        Ok(results)
+    }
+
+    /// The stages of one job: missing shuffle map stages, then the result stage.
+    fn run_job<R: ExchangeData + Clone>(
+        &self,
+        ctx: &Context,
+        job: usize,
+        action: &str,
+        partitions: &[usize],
+        func: &impl Fn(&Rc<TaskContext>, BoxIter<T>) -> R,
+        stats: &mut JobStats,
+    ) -> Result<Vec<R>> {
         for dep in missing_shuffles(&self.base()) {
             let stage = ctx.new_stage_id();
+            let name = format!("shuffle map for {}", dep.op());
             tracing::debug!(job, stage, op = dep.op(), "shuffle map stage");
-            stats.stages.push(StageStats {
-                stage,
-                name: format!("shuffle map for {}", dep.op()),
-                tasks: dep.parent().num_partitions(),
-            });
-            dep.run_map_stage(ctx, job, stage)?;
+            stats
+                .stages
+                .push(dep.run_map_stage(ctx, job, stage, &name)?);
         }
 
         let stage = ctx.new_stage_id();
         let stage_name = format!("result for {action}");
-        stats.stages.push(StageStats {
-            stage,
-            name: stage_name.clone(),
-            tasks: partitions.len(),
-        });
-        let me = ctx.worker_index();
         let max_failures = ctx.inner.max_failures;
+        let mut run = StageRun::start(ctx, stage, &stage_name, &self.base(), partitions);
         let mut round = ctx.round::<ResultMsg<R>>(&format!("result-{job}"));
-        for &split in partitions {
-            if self.node.task_worker(split) != me {
-                continue;
-            }
-            let outcome = run_task(stage, split, max_failures, |tc| {
+        while let Some(launch) = run.next_task()? {
+            let split = launch.partition;
+            let io = Rc::new(TaskIo {
+                remote: launch.remote,
+                ..TaskIo::default()
+            });
+            let t0 = Instant::now();
+            let outcome = run_task(stage, split, max_failures, &io, |tc| {
                 func(tc, self.node.iterator(split, tc))
             });
+            let run_time = t0.elapsed();
+            let failed = outcome.is_err();
             let msg = match outcome {
                 Ok(ok) => ResultMsg {
                     partition: split,
@@ -159,7 +174,9 @@ impl<T: Data> Rdd<T> {
                 },
             };
             round.send_to_all(msg);
+            run.task_done(&launch, &io, run_time, failed)?;
         }
+        stats.stages.push(run.finish()?);
         let mut msgs = round.finish()?;
         msgs.sort_by_key(|m| m.partition);
         let mut results = Vec::with_capacity(msgs.len());
@@ -173,7 +190,6 @@ impl<T: Data> Rdd<T> {
                 }
             }
         }
-        LAST_JOB.with(|j| *j.borrow_mut() = Some(stats));
         if let Some(f) = failure {
             return Err(EngineError::JobFailed {
                 job,
@@ -184,8 +200,6 @@ impl<T: Data> Rdd<T> {
                 cause: f.message,
             });
         }
-        // Checkpoints requested in this lineage are written by a second job, as in Spark.
-        crate::checkpoint::after_job(&self.base())?;
         Ok(results)
     }
 }

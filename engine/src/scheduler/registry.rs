@@ -1,0 +1,202 @@
+//! The coordinator's view of where data lives: which workers hold which cached blocks (learned
+//! from the block changes every finished task reports), and from it, with the lineage, the
+//! preferred locations of a stage's tasks.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rdd::{Dependency, RddBase};
+
+use super::locality::{CachedBlock, Placement, Topology};
+
+/// A change to a worker's cached blocks, reported with the task that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum BlockChange {
+    /// The worker now holds block `(rdd, partition)` of this many bytes.
+    Added(usize, usize, u64),
+    /// The worker no longer holds the block (evicted without a disk copy).
+    Removed(usize, usize),
+}
+
+#[derive(Debug, Clone, Default)]
+struct Held {
+    holders: Vec<usize>,
+    bytes: u64,
+    compute: Duration,
+}
+
+/// Which workers hold which cached blocks, as far as the coordinator has been told.
+#[derive(Debug, Default)]
+pub(crate) struct BlockRegistry {
+    blocks: HashMap<(usize, usize), Held>,
+}
+
+impl BlockRegistry {
+    /// Applies the changes a task on `worker` reported; `run` is the task's run time, recorded
+    /// as the compute cost of the blocks it added.
+    pub(crate) fn apply(&mut self, worker: usize, changes: &[BlockChange], run: Duration) {
+        for &c in changes {
+            match c {
+                BlockChange::Added(rdd, p, bytes) => {
+                    let held = self.blocks.entry((rdd, p)).or_default();
+                    if !held.holders.contains(&worker) {
+                        held.holders.push(worker);
+                    }
+                    held.bytes = bytes;
+                    held.compute = held.compute.max(run);
+                }
+                BlockChange::Removed(rdd, p) => {
+                    if let Some(held) = self.blocks.get_mut(&(rdd, p)) {
+                        held.holders.retain(|&w| w != worker);
+                        if held.holders.is_empty() {
+                            self.blocks.remove(&(rdd, p));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets an RDD's blocks (unpersisted or dropped).
+    pub(crate) fn remove_rdd(&mut self, rdd: usize) {
+        self.blocks.retain(|(r, _), _| *r != rdd);
+    }
+
+    /// The workers holding a block.
+    pub(crate) fn holders(&self, id: (usize, usize)) -> &[usize] {
+        self.blocks.get(&id).map_or(&[], |h| &h.holders)
+    }
+
+    /// Where partition `split` of `rdd` would best be computed: with the workers holding its
+    /// cached block, else where its first narrow ancestor's input lives (the worker owning the
+    /// shuffle output it reads, the host of its checkpoint); sources without known hosts have
+    /// only the preferences the source states. A partition that reads a shuffle output is pinned to the process holding it.
+    pub(crate) fn placement(
+        &self,
+        rdd: &Rc<dyn RddBase>,
+        split: usize,
+        topo: &Topology,
+        peers: usize,
+    ) -> Placement {
+        let mut placement = self.preferred(rdd, split, topo, peers);
+        placement.process = pinned_process(rdd, split, topo, peers);
+        placement
+    }
+
+    fn preferred(
+        &self,
+        rdd: &Rc<dyn RddBase>,
+        split: usize,
+        topo: &Topology,
+        peers: usize,
+    ) -> Placement {
+        if rdd.storage_level().is_some() {
+            if let Some(held) = self.blocks.get(&(rdd.id(), split)) {
+                return Placement {
+                    workers: held.holders.clone(),
+                    block: Some(CachedBlock {
+                        id: (rdd.id(), split),
+                        bytes: held.bytes,
+                        compute: held.compute,
+                    }),
+                    ..Placement::default()
+                };
+            }
+        }
+        if let Some((local_path, writers)) = rdd.checkpoint_location() {
+            let hosts = match writers.get(split) {
+                Some(&w) if local_path => vec![topo.host_of(w).to_string()],
+                _ => Vec::new(),
+            };
+            return Placement {
+                hosts,
+                ..Placement::default()
+            };
+        }
+        match first_parent(rdd, split) {
+            Some(Parent::Narrow(parent, p)) => self.preferred(&parent, p, topo, peers),
+            Some(Parent::Shuffle) => Placement {
+                workers: vec![split % peers],
+                ..Placement::default()
+            },
+            None => {
+                let (workers, hosts) = rdd.source_preferences(split);
+                Placement {
+                    workers: workers.into_iter().filter(|&w| w < peers).collect(),
+                    hosts,
+                    ..Placement::default()
+                }
+            }
+        }
+    }
+}
+
+enum Parent {
+    Narrow(Rc<dyn RddBase>, usize),
+    Shuffle,
+}
+
+/// The parent partition `split` is computed from, following the first dependency that covers
+/// it (the same rule as the node's home worker).
+fn first_parent(rdd: &Rc<dyn RddBase>, split: usize) -> Option<Parent> {
+    for dep in rdd.dependencies() {
+        match dep {
+            Dependency::OneToOne(parent) => return Some(Parent::Narrow(parent, split)),
+            Dependency::Range {
+                parent,
+                in_start,
+                out_start,
+                len,
+            } => {
+                if (out_start..out_start + len).contains(&split) {
+                    return Some(Parent::Narrow(parent, split - out_start + in_start));
+                }
+            }
+            Dependency::Groups { parent, groups } => {
+                if let Some(&first) = groups[split].first() {
+                    return Some(Parent::Narrow(parent, first));
+                }
+            }
+            Dependency::Shuffle(_) => return Some(Parent::Shuffle),
+        }
+    }
+    None
+}
+
+/// The process whose shuffle store holds an output this partition reads through narrow
+/// dependencies, if any (shuffle outputs are not fetched across processes).
+fn pinned_process(
+    rdd: &Rc<dyn RddBase>,
+    split: usize,
+    topo: &Topology,
+    peers: usize,
+) -> Option<usize> {
+    if rdd.checkpoint_location().is_some() {
+        return None;
+    }
+    for dep in rdd.dependencies() {
+        let found = match dep {
+            Dependency::Shuffle(_) => Some(topo.process_of(split % peers)),
+            Dependency::OneToOne(parent) => pinned_process(&parent, split, topo, peers),
+            Dependency::Range {
+                parent,
+                in_start,
+                out_start,
+                len,
+            } => (out_start..out_start + len)
+                .contains(&split)
+                .then(|| pinned_process(&parent, split - out_start + in_start, topo, peers))
+                .flatten(),
+            Dependency::Groups { parent, groups } => groups[split]
+                .iter()
+                .find_map(|&p| pinned_process(&parent, p, topo, peers)),
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}

@@ -1,0 +1,556 @@
+//! Running one stage's tasks with delay scheduling, over a mailbox round.
+//!
+//! Worker 0 is the coordinator: it places the tasks ([`TaskSet`]), hands them to workers as they
+//! become free, learns from each finished task what it cached (the block registry), and ends the
+//! stage for everyone with every task's metrics. Every worker, the coordinator included, runs
+//! the tasks it is given between polls of the mailbox. The same mailbox carries block fetches:
+//! a worker asked for a block it holds answers at its next poll (between tasks, or while it waits
+//! for a fetch of its own), so a busy holder answers late; the fetch-or-recompute rule counts
+//! that wait.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::error::{EngineError, Result};
+use crate::exchange::Round;
+use crate::rdd::RddBase;
+use crate::storage::BlockManager;
+use crate::task::TaskIo;
+
+use super::events::Event;
+use super::locality::{Locality, Placement};
+use super::metrics::{StageStats, TaskMetrics};
+use super::progress::StageProgress;
+use super::registry::BlockChange;
+use super::task_set::TaskSet;
+
+/// How a task reads a cached block held in another process: fetched from `from`, or (with
+/// `from: None`) recomputed from lineage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RemoteRead {
+    pub rdd: usize,
+    pub split: usize,
+    pub from: Option<usize>,
+}
+
+/// A message of the stage mailbox.
+#[derive(Clone, Serialize, Deserialize)]
+enum SchedMsg {
+    /// To the coordinator: this worker is in the stage and free.
+    Ready { worker: usize },
+    /// To the coordinator: a task finished (the worker is free again).
+    Done {
+        metrics: TaskMetrics,
+        changes: Vec<BlockChange>,
+    },
+    /// To a worker: run this partition.
+    Launch {
+        partition: usize,
+        level: Locality,
+        remote: Option<RemoteRead>,
+    },
+    /// To every worker: the stage is over.
+    End { tasks: Vec<TaskMetrics> },
+    /// To a block's holder: send it to `requester`.
+    Fetch {
+        requester: usize,
+        rdd: usize,
+        split: usize,
+    },
+    /// A fetched block (`None` when the holder no longer has it).
+    Block {
+        rdd: usize,
+        split: usize,
+        bytes: Option<Vec<u8>>,
+        error: Option<String>,
+    },
+}
+
+/// A task handed to this worker.
+pub(crate) struct Launch {
+    /// The partition to compute.
+    pub partition: usize,
+    /// Its locality here.
+    pub level: Locality,
+    /// The plan for a cached block held in another process.
+    pub remote: Option<RemoteRead>,
+    /// How long this worker waited for it.
+    pub waited: Duration,
+}
+
+struct Mailbox {
+    round: Round<SchedMsg>,
+    inbox: VecDeque<SchedMsg>,
+    blocks: Arc<BlockManager>,
+    me: usize,
+}
+
+/// The longest a waiting worker parks between polls.
+const PARK: Duration = Duration::from_millis(1);
+
+impl Mailbox {
+    /// Moves messages in; answers block fetches at once, queues the rest.
+    fn pump(&mut self, park: Duration) -> Result<()> {
+        for msg in self.round.poll(Some(park))? {
+            match msg {
+                SchedMsg::Fetch {
+                    requester,
+                    rdd,
+                    split,
+                } => {
+                    let (bytes, error) = match self.blocks.encode_block((rdd, split)) {
+                        None => (None, None),
+                        Some(Ok(b)) => (Some(b), None),
+                        Some(Err(e)) => (None, Some(e.to_string())),
+                    };
+                    tracing::debug!(rdd, split, requester, "serving a block fetch");
+                    let reply = SchedMsg::Block {
+                        rdd,
+                        split,
+                        bytes,
+                        error,
+                    };
+                    self.round.send_now(requester, reply);
+                }
+                other => self.inbox.push_back(other),
+            }
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    static MAILBOX: RefCell<Option<Rc<RefCell<Mailbox>>>> = const { RefCell::new(None) };
+}
+
+/// Fetches block `id` from worker `holder` in another process, serving this worker's own
+/// fetch requests while it waits. `Ok(None)` when the holder no longer has it.
+pub(crate) fn fetch_block(holder: usize, id: (usize, usize)) -> Result<Option<Vec<u8>>> {
+    let mailbox =
+        MAILBOX
+            .with(|m| m.borrow().clone())
+            .ok_or_else(|| EngineError::InvalidArgument {
+                operation: "fetch block".into(),
+                reason: "no stage is running on this worker".into(),
+            })?;
+    let mut mb = mailbox.borrow_mut();
+    let me = mb.me;
+    let request = SchedMsg::Fetch {
+        requester: me,
+        rdd: id.0,
+        split: id.1,
+    };
+    mb.round.send_now(holder, request);
+    loop {
+        let pos = mb
+            .inbox
+            .iter()
+            .position(|m| matches!(m, SchedMsg::Block { rdd, split, .. } if (*rdd, *split) == id));
+        if let Some(pos) = pos {
+            let Some(SchedMsg::Block { bytes, error, .. }) = mb.inbox.remove(pos) else {
+                unreachable!("position found a block message");
+            };
+            return match error {
+                Some(e) => Err(EngineError::PeerFailed(format!(
+                    "worker {holder} could not send block rdd_{}_{}: {e}",
+                    id.0, id.1
+                ))),
+                None => Ok(bytes),
+            };
+        }
+        mb.pump(PARK)?;
+    }
+}
+
+/// How a task away from its cached block reads it (`ember.scheduler.remoteBlock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RemotePolicy {
+    Auto,
+    Fetch,
+    Recompute,
+}
+
+/// The coordinator's state for one stage.
+struct Coordinator {
+    set: TaskSet,
+    partitions: Vec<usize>,
+    placements: Vec<Placement>,
+    registered: Vec<bool>,
+    free: Vec<usize>,
+    /// Running workers: since when, and the task's partition.
+    running: HashMap<usize, Instant>,
+    /// Mean run time of the finished tasks of each worker in this stage.
+    run_times: HashMap<usize, (Duration, u32)>,
+    metrics: Vec<TaskMetrics>,
+    failed: bool,
+    policy: RemotePolicy,
+    bandwidth: f64,
+    own: Option<Launch>,
+    progress: Option<StageProgress>,
+}
+
+impl Coordinator {
+    fn all_registered(&self) -> bool {
+        self.registered.iter().all(|&r| r)
+    }
+
+    fn register(&mut self, w: usize) {
+        if let Some(r) = self.registered.get_mut(w) {
+            if !*r {
+                *r = true;
+                self.free.push(w);
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        (self.failed || !self.set.has_pending()) && self.running.is_empty()
+    }
+
+    /// How long a holder may take to answer a fetch: what is left of its current task,
+    /// judged by its mean run time in this stage (or, before any finished, the block's cost).
+    fn busy_for(&self, holder: usize, now: Instant, fallback: Duration) -> Duration {
+        match self.running.get(&holder) {
+            None => Duration::ZERO,
+            Some(since) => {
+                let mean = self
+                    .run_times
+                    .get(&holder)
+                    .map_or(fallback, |(t, n)| *t / (*n).max(1));
+                mean.saturating_sub(now.duration_since(*since))
+            }
+        }
+    }
+
+    /// The fetch-or-recompute rule for a task on `worker` whose cached block is held only in
+    /// other processes: fetch when the estimated fetch time (the holder's remaining busy time
+    /// plus bytes / `ember.scheduler.fetchBandwidth`) is below the block's recorded compute time.
+    fn remote_plan(
+        &self,
+        ctx: &Context,
+        worker: usize,
+        task: usize,
+        now: Instant,
+    ) -> Option<RemoteRead> {
+        let block = self.placements[task].block?;
+        let topo = ctx.topology();
+        let registry = ctx.inner.registry.borrow();
+        let holders = registry.holders(block.id);
+        if holders.is_empty() || holders.iter().any(|&h| topo.same_process(h, worker)) {
+            return None;
+        }
+        let transfer = Duration::from_secs_f64(block.bytes as f64 / self.bandwidth);
+        let (holder, estimate) = holders
+            .iter()
+            .map(|&h| (h, self.busy_for(h, now, block.compute) + transfer))
+            .min_by_key(|(_, e)| *e)?;
+        let from = match self.policy {
+            RemotePolicy::Fetch => Some(holder),
+            RemotePolicy::Recompute => None,
+            RemotePolicy::Auto => (estimate < block.compute).then_some(holder),
+        };
+        Some(RemoteRead {
+            rdd: block.id.0,
+            split: block.id.1,
+            from,
+        })
+    }
+
+    /// An offer round over the free workers; launches go out, this worker's own is kept.
+    fn schedule(&mut self, ctx: &Context, mb: &mut Mailbox, now: Instant) {
+        if self.failed || !self.all_registered() || self.free.is_empty() {
+            return;
+        }
+        let offers = self.set.offer(&self.free, now);
+        for a in offers {
+            self.free.retain(|&w| w != a.worker);
+            self.running.insert(a.worker, now);
+            let remote = self.remote_plan(ctx, a.worker, a.task, now);
+            let partition = self.partitions[a.task];
+            tracing::trace!(partition, worker = a.worker, level = %a.level, "launch");
+            if a.worker == mb.me {
+                self.own = Some(Launch {
+                    partition,
+                    level: a.level,
+                    remote,
+                    waited: Duration::ZERO,
+                });
+            } else {
+                let msg = SchedMsg::Launch {
+                    partition,
+                    level: a.level,
+                    remote,
+                };
+                mb.round.send_now(a.worker, msg);
+            }
+        }
+    }
+
+    /// Records a finished task.
+    fn done(&mut self, ctx: &Context, stage: usize, metrics: TaskMetrics, changes: &[BlockChange]) {
+        let w = metrics.worker;
+        let run = Duration::from_micros(metrics.run_us);
+        ctx.inner.registry.borrow_mut().apply(w, changes, run);
+        let slot = self.run_times.entry(w).or_insert((Duration::ZERO, 0));
+        slot.0 += run;
+        slot.1 += 1;
+        self.running.remove(&w);
+        self.free.push(w);
+        if metrics.failed {
+            self.failed = true;
+        }
+        if let Some(p) = &mut self.progress {
+            p.task_done(metrics.locality);
+        }
+        ctx.log_event(&Event::TaskEnd {
+            stage,
+            task: metrics.clone(),
+        });
+        self.metrics.push(metrics);
+    }
+}
+
+/// One stage being run on this worker.
+pub(crate) struct StageRun {
+    ctx: Context,
+    mailbox: Rc<RefCell<Mailbox>>,
+    coordinator: Option<Coordinator>,
+    stage: usize,
+    name: String,
+    tasks: usize,
+    started: Instant,
+    idle_since: Instant,
+    asked: bool,
+    ended: Option<Vec<TaskMetrics>>,
+    _guard: MailboxGuard,
+}
+
+impl StageRun {
+    /// Opens the stage on this worker (every worker calls it, in the same order). The
+    /// coordinator places `partitions` of `rdd` from the block registry and the lineage.
+    pub(crate) fn start(
+        ctx: &Context,
+        stage: usize,
+        name: &str,
+        rdd: &Rc<dyn RddBase>,
+        partitions: &[usize],
+    ) -> StageRun {
+        let me = ctx.worker_index();
+        let round = ctx.round::<SchedMsg>(&format!("stage-{stage}"));
+        let mailbox = Rc::new(RefCell::new(Mailbox {
+            round,
+            inbox: VecDeque::new(),
+            blocks: Arc::clone(&ctx.shared().blocks),
+            me,
+        }));
+        MAILBOX.with(|m| *m.borrow_mut() = Some(Rc::clone(&mailbox)));
+        let now = Instant::now();
+        let coordinator = (me == 0).then(|| {
+            let topo = ctx.topology();
+            let peers = ctx.num_workers();
+            let placements: Vec<Placement> = {
+                let registry = ctx.inner.registry.borrow();
+                partitions
+                    .iter()
+                    .map(|&p| registry.placement(rdd, p, &topo, peers))
+                    .collect()
+            };
+            let conf = ctx.conf();
+            let policy = match conf.get("ember.scheduler.remoteBlock") {
+                Some("fetch") => RemotePolicy::Fetch,
+                Some("recompute") => RemotePolicy::Recompute,
+                _ => RemotePolicy::Auto,
+            };
+            let bandwidth = conf
+                .get_bytes("ember.scheduler.fetchBandwidth")
+                .unwrap_or(200 << 20)
+                .max(1) as f64;
+            ctx.log_event(&Event::StageSubmitted {
+                stage,
+                name: name.to_string(),
+                tasks: partitions.len(),
+            });
+            let mut c = Coordinator {
+                set: TaskSet::new(placements.clone(), ctx.locality_waits(), topo, now),
+                partitions: partitions.to_vec(),
+                placements,
+                registered: vec![false; peers],
+                free: Vec::new(),
+                running: HashMap::new(),
+                run_times: HashMap::new(),
+                metrics: Vec::new(),
+                failed: false,
+                policy,
+                bandwidth,
+                own: None,
+                progress: StageProgress::start(ctx.conf(), stage, name, partitions.len()),
+            };
+            c.register(me);
+            c
+        });
+        StageRun {
+            ctx: ctx.clone(),
+            mailbox,
+            coordinator,
+            stage,
+            name: name.to_string(),
+            tasks: partitions.len(),
+            started: now,
+            idle_since: now,
+            asked: false,
+            ended: None,
+            _guard: MailboxGuard,
+        }
+    }
+
+    /// The next task for this worker, waiting (and serving fetches) until one is handed out;
+    /// `None` once the stage is over.
+    pub(crate) fn next_task(&mut self) -> Result<Option<Launch>> {
+        if self.ended.is_some() {
+            return Ok(None);
+        }
+        let mut mb = self.mailbox.borrow_mut();
+        if self.coordinator.is_none() && !self.asked {
+            self.asked = true;
+            let me = mb.me;
+            mb.round.send_now(0, SchedMsg::Ready { worker: me });
+        }
+        loop {
+            let now = Instant::now();
+            let msgs: Vec<SchedMsg> = mb.inbox.drain(..).collect();
+            for msg in msgs {
+                match (msg, &mut self.coordinator) {
+                    (SchedMsg::Ready { worker }, Some(c)) => c.register(worker),
+                    (SchedMsg::Done { metrics, changes }, Some(c)) => {
+                        c.done(&self.ctx, self.stage, metrics, &changes)
+                    }
+                    (
+                        SchedMsg::Launch {
+                            partition,
+                            level,
+                            remote,
+                        },
+                        None,
+                    ) => {
+                        return Ok(Some(Launch {
+                            partition,
+                            level,
+                            remote,
+                            waited: now.duration_since(self.idle_since),
+                        }));
+                    }
+                    (SchedMsg::End { tasks }, None) => {
+                        self.ended = Some(tasks);
+                        return Ok(None);
+                    }
+                    _ => tracing::warn!(stage = self.stage, "unexpected scheduler message"),
+                }
+            }
+            let mut park = PARK;
+            if let Some(c) = &mut self.coordinator {
+                c.schedule(&self.ctx, &mut mb, now);
+                if let Some(mut own) = c.own.take() {
+                    own.waited = now.duration_since(self.idle_since);
+                    return Ok(Some(own));
+                }
+                if c.finished() {
+                    let mut tasks = std::mem::take(&mut c.metrics);
+                    tasks.sort_by_key(|t| t.partition);
+                    let me = mb.me;
+                    for w in (0..self.ctx.num_workers()).filter(|&w| w != me) {
+                        mb.round.send_now(
+                            w,
+                            SchedMsg::End {
+                                tasks: tasks.clone(),
+                            },
+                        );
+                    }
+                    if let Some(p) = c.progress.take() {
+                        p.finish();
+                    }
+                    self.ended = Some(tasks);
+                    return Ok(None);
+                }
+                if let Some(d) = c.set.time_to_deadline(now) {
+                    park = park.min(d.max(Duration::from_micros(50)));
+                }
+            }
+            mb.pump(park)?;
+        }
+    }
+
+    /// Reports a finished task (this worker is free again).
+    pub(crate) fn task_done(
+        &mut self,
+        launch: &Launch,
+        io: &TaskIo,
+        run: Duration,
+        failed: bool,
+    ) -> Result<()> {
+        let me = self.ctx.worker_index();
+        let metrics = TaskMetrics {
+            partition: launch.partition,
+            worker: me,
+            locality: launch.level,
+            scheduler_delay_us: launch.waited.as_micros() as u64,
+            run_us: run.as_micros() as u64,
+            bytes_read_local: io.bytes_local.get(),
+            bytes_read_remote: io.bytes_remote.get(),
+            block_source: io.source.get(),
+            failed,
+        };
+        let changes = self.ctx.shared().blocks.take_changes(me);
+        self.idle_since = Instant::now();
+        match &mut self.coordinator {
+            Some(c) => c.done(&self.ctx, self.stage, metrics, &changes),
+            None => {
+                let msg = SchedMsg::Done { metrics, changes };
+                self.mailbox.borrow_mut().round.send_now(0, msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the stage's mailbox once every worker has, and returns the stage's statistics.
+    pub(crate) fn finish(self) -> Result<StageStats> {
+        drop(self._guard);
+        let duration = self.started.elapsed();
+        let tasks = self.ended.unwrap_or_default();
+        if self.coordinator.is_some() {
+            self.ctx.log_event(&Event::StageCompleted {
+                stage: self.stage,
+                name: self.name.clone(),
+                duration_us: duration.as_micros() as u64,
+            });
+        }
+        let mailbox = Rc::try_unwrap(self.mailbox)
+            .map_err(|_| EngineError::InvalidArgument {
+                operation: "stage".into(),
+                reason: "the stage mailbox is still in use".into(),
+            })?
+            .into_inner();
+        mailbox.round.finish()?;
+        Ok(StageStats {
+            stage: self.stage,
+            name: self.name,
+            tasks: self.tasks,
+            duration_us: duration.as_micros() as u64,
+            task_metrics: tasks,
+        })
+    }
+}
+
+/// Clears the thread's mailbox when the stage ends, on success or error.
+struct MailboxGuard;
+
+impl Drop for MailboxGuard {
+    fn drop(&mut self) {
+        MAILBOX.with(|m| *m.borrow_mut() = None);
+    }
+}
