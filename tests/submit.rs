@@ -526,3 +526,28 @@ fn a_killed_process_stops_the_others() {
     );
     assert_none_left(dir.path(), 2, &run);
 }
+
+#[test]
+fn killing_ember_submit_itself_leaves_no_process_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_text = dir.path().to_str().unwrap();
+    let (child, output) = spawn_submit(
+        &["-n", "2", "-w", "2", "--", DEMO],
+        &[("EMBER_DEMO_MODE", "long"), ("EMBER_DEMO_DIR", dir_text)],
+        |_| {},
+    );
+    wait_for_processes(dir.path(), 2);
+    // SIGKILL cannot be caught: the processes' death signal (Linux) stops them.
+    signal(child.id(), "KILL");
+    let run = wait_for(child, output, Duration::from_secs(30));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&run.status),
+        Some(9)
+    );
+    let gone = Instant::now() + Duration::from_secs(10);
+    while demo_pids(dir.path()).into_iter().any(demo_running) {
+        assert!(Instant::now() < gone, "processes outlived ember-submit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_none_left(dir.path(), 2, &run);
+}

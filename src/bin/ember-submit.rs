@@ -18,7 +18,8 @@
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stops every process and exits with 128 + the signal's number,
 //! without restarting: whether the signal went to `ember-submit` alone (`kill -INT PID`) or to
-//! the terminal's whole process group, which the processes share.
+//! the terminal's whole process group, which the processes share. On Linux the processes are
+//! also killed if `ember-submit` itself is (SIGKILL cannot be caught).
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, ToSocketAddrs};
@@ -215,13 +216,15 @@ fn run_once(o: &Options, attempt: usize) -> Result<(), Failure> {
     let addresses = addresses.join(",");
     let mut children: Vec<Child> = Vec::new();
     for p in 0..o.processes {
-        let spawned = Command::new(&o.program[0])
+        let mut command = Command::new(&o.program[0]);
+        command
             .args(&o.program[1..])
             .envs(env_for(o, &addresses, p))
             .env("EMBER_SUBMIT_ATTEMPT", attempt.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
+            .stderr(Stdio::piped());
+        signals::die_with_parent(&mut command);
+        let spawned = command.spawn();
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -405,6 +408,42 @@ mod signals {
         Some(RECEIVED.load(Ordering::SeqCst)).filter(|s| *s != 0)
     }
 
+    /// On Linux, makes the child get SIGKILL when `ember-submit` dies, even of a signal it
+    /// cannot catch (SIGKILL from a supervisor or a test harness's timeout): no orphans then
+    /// either. Elsewhere, nothing.
+    pub fn die_with_parent(command: &mut std::process::Command) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+
+            const PR_SET_PDEATHSIG: i32 = 1;
+            const SIGKILL: u64 = 9;
+            const ESRCH: i32 = 3;
+            extern "C" {
+                fn prctl(option: i32, ...) -> i32;
+                fn getppid() -> i32;
+            }
+            let parent = std::process::id() as i32;
+            // SAFETY: between fork and exec the closure makes two system calls and allocates
+            // nothing. The death signal is tied to the thread that spawns, the main thread,
+            // which lives as long as `ember-submit`.
+            unsafe {
+                command.pre_exec(move || {
+                    if prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The parent died before the death signal was armed.
+                    if getppid() != parent {
+                        return Err(std::io::Error::from_raw_os_error(ESRCH));
+                    }
+                    Ok(())
+                });
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = command;
+    }
+
     /// The signal, when a child was ended by SIGINT or SIGTERM.
     pub fn interrupt_of(status: &ExitStatus) -> Option<i32> {
         status.signal().filter(|s| *s == SIGINT || *s == SIGTERM)
@@ -418,6 +457,9 @@ mod signals {
 
     /// Nothing to install.
     pub fn install() {}
+
+    /// Nothing to arrange.
+    pub fn die_with_parent(_: &mut std::process::Command) {}
 
     /// A signal's number as text.
     pub fn name(signal: i32) -> String {
