@@ -11,6 +11,26 @@ use crate::error::{EngineError, Result};
 use crate::scheduler::{Event, EventLog, LocalityWaits};
 use crate::task::panic_message;
 
+/// Every `host:port` of the cluster must resolve: timely would retry an unknown host forever.
+fn check_hosts_resolve(hosts: &[String]) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    for host in hosts {
+        let resolved = host.to_socket_addrs().map(|mut a| a.next().is_some());
+        if !matches!(resolved, Ok(true)) {
+            let why = match resolved {
+                Err(e) => e.to_string(),
+                Ok(_) => "no address".to_string(),
+            };
+            return Err(EngineError::InvalidConfigValue {
+                key: "ember.cluster.hosts".into(),
+                value: host.clone(),
+                expected: format!("a reachable host:port ({host} does not resolve: {why})"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The event log of the application when `ember.eventLog.dir` is set, opened by the process
 /// holding worker 0 before any worker starts (so a bad directory fails the start).
 fn open_event_log(conf: &Conf, master: &Master, threads: usize) -> Result<Option<EventLog>> {
@@ -100,6 +120,9 @@ where
         app = conf.get("ember.app.name"),
         "starting workers"
     );
+    if let Master::Cluster { hosts, .. } = &master {
+        check_hosts_resolve(hosts)?;
+    }
     let events = open_event_log(&conf, &master, threads)?;
     let shared = Arc::new(ProcessShared {
         threads,

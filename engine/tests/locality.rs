@@ -302,3 +302,21 @@ fn unwritable_event_log_dir_fails_before_any_job() {
     let err = ember_engine::run(conf, |_ctx| ()).unwrap_err().to_string();
     assert!(err.contains("not-a-dir"), "{err}");
 }
+
+/// A cluster host that does not resolve is refused before any worker starts (timely would
+/// retry it forever).
+#[test]
+fn unresolvable_cluster_host_fails_before_starting() {
+    let conf = Conf::new()
+        .with("ember.master", "cluster")
+        .unwrap()
+        .with("ember.cluster.hosts", "127.0.0.1:1,no-such-host.invalid:7400")
+        .unwrap()
+        .with("ember.cluster.threads", "1")
+        .unwrap();
+    let err = ember_engine::run(conf, |_ctx| ()).unwrap_err().to_string();
+    assert!(
+        err.contains("ember.cluster.hosts") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
+}
