@@ -38,6 +38,9 @@ impl Compute<String> for TextFile {
     fn num_partitions(&self) -> usize {
         self.splits.len()
     }
+    fn preferred_hosts(&self, split: usize) -> Vec<String> {
+        self.splits[split].hosts.clone()
+    }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<String> {
         let mode = if self.lossy {
             Utf8Mode::Lossy
