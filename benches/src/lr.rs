@@ -30,12 +30,7 @@ pub fn train(
                 let s = lr_gradient_scale(&wb, &x, y);
                 x.map(|xj| xj * s)
             })
-            .reduce(|mut a, b| {
-                for j in 0..LR_FEATURES {
-                    a[j] += b[j];
-                }
-                a
-            })?
+            .reduce(add_gradients)?
             .unwrap_or([0.0; LR_FEATURES]);
         for j in 0..LR_FEATURES {
             w[j] -= gradient[j] / n as f64;
@@ -43,6 +38,14 @@ pub fn train(
         times.push(t.elapsed().as_secs_f64());
     }
     Ok((w, times))
+}
+
+/// Sums two gradients (the reduce of every LR iteration).
+pub fn add_gradients(mut a: [f64; LR_FEATURES], b: [f64; LR_FEATURES]) -> [f64; LR_FEATURES] {
+    for j in 0..LR_FEATURES {
+        a[j] += b[j];
+    }
+    a
 }
 
 /// Ember's result line for a training run: the mean iteration time, the weights as the answer,

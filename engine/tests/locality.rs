@@ -310,7 +310,10 @@ fn unresolvable_cluster_host_fails_before_starting() {
     let conf = Conf::new()
         .with("ember.master", "cluster")
         .unwrap()
-        .with("ember.cluster.hosts", "127.0.0.1:1,no-such-host.invalid:7400")
+        .with(
+            "ember.cluster.hosts",
+            "127.0.0.1:1,no-such-host.invalid:7400",
+        )
         .unwrap()
         .with("ember.cluster.threads", "1")
         .unwrap();

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ember_bench::answer::LrAnswer;
-use ember_bench::lr::Point;
+use ember_bench::lr::{add_gradients, Point};
 use ember_bench::protocol::{lr_gradient_scale, lr_point, partition_range, LR_FEATURES};
 use ember_bench::record::Record;
 use ember_engine::prelude::*;
@@ -147,12 +147,7 @@ fn main() {
                     }
                     Box::new(std::iter::once(g))
                 })
-                .reduce(|mut a, b| {
-                    for j in 0..LR_FEATURES {
-                        a[j] += b[j];
-                    }
-                    a
-                })?
+                .reduce(add_gradients)?
                 .unwrap_or([0.0; LR_FEATURES]);
             for j in 0..LR_FEATURES {
                 w[j] -= gradient[j] / n as f64;

@@ -50,6 +50,42 @@ pub(crate) enum Dependency {
     Shuffle(Rc<dyn ShuffleDepBase>),
 }
 
+/// What a partition is computed from, by its first dependency that covers it.
+pub(crate) enum Parent {
+    /// Partition `.1` of a narrow parent.
+    Narrow(Rc<dyn RddBase>, usize),
+    /// A shuffle output (of the same partition number).
+    Shuffle,
+}
+
+/// The parent partition `split` reads, following the first dependency that covers it; `None`
+/// for sources and cut lineages.
+pub(crate) fn first_parent(deps: &[Dependency], split: usize) -> Option<Parent> {
+    for dep in deps {
+        match dep {
+            Dependency::OneToOne(parent) => return Some(Parent::Narrow(Rc::clone(parent), split)),
+            Dependency::Range {
+                parent,
+                in_start,
+                out_start,
+                len,
+            } => {
+                if (*out_start..out_start + len).contains(&split) {
+                    let p = split - out_start + in_start;
+                    return Some(Parent::Narrow(Rc::clone(parent), p));
+                }
+            }
+            Dependency::Groups { parent, groups } => {
+                if let Some(&first) = groups[split].first() {
+                    return Some(Parent::Narrow(Rc::clone(parent), first));
+                }
+            }
+            Dependency::Shuffle(_) => return Some(Parent::Shuffle),
+        }
+    }
+    None
+}
+
 /// The untyped view of a lineage node, for the scheduler and `lineage()`.
 pub(crate) trait RddBase {
     fn id(&self) -> usize;
@@ -197,32 +233,13 @@ impl<T> RddNode<T> {
         }
     }
 
-    /// The worker that computes `split`: the owner of its first narrow ancestor's partition, or
-    /// of the shuffle output it reads, or `split % peers` for sources.
+    /// The home worker of `split`: the owner of its first narrow ancestor's partition, or of
+    /// the shuffle output it reads, or `split % peers` for sources.
     fn owner(&self, split: usize) -> usize {
-        let peers = self.ctx.num_workers();
-        for dep in self.deps() {
-            match dep {
-                Dependency::OneToOne(parent) => return parent.task_worker(split),
-                Dependency::Range {
-                    parent,
-                    in_start,
-                    out_start,
-                    len,
-                } => {
-                    if (out_start..out_start + len).contains(&split) {
-                        return parent.task_worker(split - out_start + in_start);
-                    }
-                }
-                Dependency::Groups { parent, groups } => {
-                    if let Some(&first) = groups[split].first() {
-                        return parent.task_worker(first);
-                    }
-                }
-                Dependency::Shuffle(_) => return split % peers,
-            }
+        match first_parent(&self.deps(), split) {
+            Some(Parent::Narrow(parent, p)) => parent.task_worker(p),
+            Some(Parent::Shuffle) | None => split % self.ctx.num_workers(),
         }
-        split % peers
     }
 }
 

@@ -1,7 +1,7 @@
 //! Running jobs: an action's lineage is cut into stages at shuffle dependencies; the missing
 //! shuffle map stages run first (parents before children), then the result stage. Within a stage
-//! worker 0 hands tasks to free workers by locality with delay scheduling ([`task_set`],
-//! [`stage`]); results and failures travel to every worker, so every worker returns the same
+//! worker 0 hands tasks to free workers by locality with delay scheduling (`task_set`,
+//! `stage`); results and failures travel to every worker, so every worker returns the same
 //! answer or the same error, and every worker gets every task's metrics ([`JobStats`]).
 
 mod events;
@@ -35,7 +35,7 @@ use crate::data::Data;
 use crate::error::{EngineError, Result, TaskFailure};
 use crate::rdd::{BoxIter, Dependency, Rdd, RddBase};
 use crate::shuffle::ShuffleDepBase;
-use crate::task::{in_task, run_task, TaskContext, TaskIo};
+use crate::task::{in_task, TaskContext};
 
 /// The shuffle dependencies `rdd` needs that have not run yet, parents first. A completed
 /// shuffle hides its whole upstream lineage (Spark's skipped stages).
@@ -146,21 +146,11 @@ impl<T: Data> Rdd<T> {
 
         let stage = ctx.new_stage_id();
         let stage_name = format!("result for {action}");
-        let max_failures = ctx.inner.max_failures;
         let mut run = StageRun::start(ctx, stage, &stage_name, &self.base(), partitions);
         let mut round = ctx.round::<ResultMsg<R>>(&format!("result-{job}"));
         while let Some(launch) = run.next_task()? {
             let split = launch.partition;
-            let io = Rc::new(TaskIo {
-                remote: launch.remote,
-                ..TaskIo::default()
-            });
-            let t0 = Instant::now();
-            let outcome = run_task(stage, split, max_failures, &io, |tc| {
-                func(tc, self.node.iterator(split, tc))
-            });
-            let run_time = t0.elapsed();
-            let failed = outcome.is_err();
+            let outcome = run.run_task(&launch, |tc| func(tc, self.node.iterator(split, tc)))?;
             let msg = match outcome {
                 Ok(ok) => ResultMsg {
                     partition: split,
@@ -174,7 +164,6 @@ impl<T: Data> Rdd<T> {
                 },
             };
             round.send_to_all(msg);
-            run.task_done(&launch, &io, run_time, failed)?;
         }
         stats.stages.push(run.finish()?);
         let mut msgs = round.finish()?;

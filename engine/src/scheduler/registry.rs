@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rdd::{Dependency, RddBase};
+use crate::rdd::{first_parent, Dependency, Parent, RddBase};
 
 use super::locality::{CachedBlock, Placement, Topology};
 
@@ -116,7 +116,7 @@ impl BlockRegistry {
                 ..Placement::default()
             };
         }
-        match first_parent(rdd, split) {
+        match first_parent(&rdd.dependencies(), split) {
             Some(Parent::Narrow(parent, p)) => self.preferred(&parent, p, topo, peers),
             Some(Parent::Shuffle) => Placement {
                 workers: vec![split % peers],
@@ -132,38 +132,6 @@ impl BlockRegistry {
             }
         }
     }
-}
-
-enum Parent {
-    Narrow(Rc<dyn RddBase>, usize),
-    Shuffle,
-}
-
-/// The parent partition `split` is computed from, following the first dependency that covers
-/// it (the same rule as the node's home worker).
-fn first_parent(rdd: &Rc<dyn RddBase>, split: usize) -> Option<Parent> {
-    for dep in rdd.dependencies() {
-        match dep {
-            Dependency::OneToOne(parent) => return Some(Parent::Narrow(parent, split)),
-            Dependency::Range {
-                parent,
-                in_start,
-                out_start,
-                len,
-            } => {
-                if (out_start..out_start + len).contains(&split) {
-                    return Some(Parent::Narrow(parent, split - out_start + in_start));
-                }
-            }
-            Dependency::Groups { parent, groups } => {
-                if let Some(&first) = groups[split].first() {
-                    return Some(Parent::Narrow(parent, first));
-                }
-            }
-            Dependency::Shuffle(_) => return Some(Parent::Shuffle),
-        }
-    }
-    None
 }
 
 /// The process whose shuffle store holds an output this partition reads through narrow

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
+use crate::error::TaskFailure;
 use crate::error::{EngineError, Result};
 use crate::exchange::Round;
 use crate::rdd::RddBase;
 use crate::storage::BlockManager;
-use crate::task::TaskIo;
+use crate::task::{run_task, TaskContext, TaskIo, TaskSuccess};
 
 use super::events::Event;
 use super::locality::{Locality, Placement};
@@ -485,8 +486,26 @@ impl StageRun {
         }
     }
 
+    /// Runs a task handed out by [`StageRun::next_task`] (its attempts, with the scheduler's
+    /// plan for a remote block) and reports it done.
+    pub(crate) fn run_task<R>(
+        &mut self,
+        launch: &Launch,
+        body: impl FnMut(&Rc<TaskContext>) -> R,
+    ) -> Result<std::result::Result<TaskSuccess<R>, TaskFailure>> {
+        let io = Rc::new(TaskIo {
+            remote: launch.remote,
+            ..TaskIo::default()
+        });
+        let started = Instant::now();
+        let max_failures = self.ctx.inner.max_failures;
+        let outcome = run_task(self.stage, launch.partition, max_failures, &io, body);
+        self.task_done(launch, &io, started.elapsed(), outcome.is_err())?;
+        Ok(outcome)
+    }
+
     /// Reports a finished task (this worker is free again).
-    pub(crate) fn task_done(
+    fn task_done(
         &mut self,
         launch: &Launch,
         io: &TaskIo,

@@ -18,7 +18,6 @@ use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ use crate::data::{Data, Key};
 use crate::error::{EngineError, Result, TaskFailure};
 use crate::rdd::{BoxIter, Compute, Dependency, RddBase, RddNode};
 use crate::scheduler::{StageRun, StageStats};
-use crate::task::{run_task, TaskContext, TaskIo};
+use crate::task::TaskContext;
 
 /// Spark's `Aggregator`: how values become combiners and combiners merge.
 pub(crate) struct Aggregator<V, C> {
@@ -262,19 +261,13 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
             .conf()
             .get_usize("ember.shuffle.batchSize")
             .unwrap_or(8192);
-        let max_failures = ctx.inner.max_failures;
         let parent = Rc::clone(&self.parent) as Rc<dyn RddBase>;
         let maps: Vec<usize> = (0..parent.num_partitions()).collect();
         let mut run = StageRun::start(ctx, stage, name, &parent, &maps);
         let mut round = ctx.round::<ShuffleMsg<K, C>>(&format!("shuffle-{}", self.id));
         while let Some(launch) = run.next_task()? {
             let split = launch.partition;
-            let io = Rc::new(TaskIo {
-                remote: launch.remote,
-                ..TaskIo::default()
-            });
-            let t0 = Instant::now();
-            let outcome = run_task(stage, split, max_failures, &io, |tc| {
+            let outcome = run.run_task(&launch, |tc| {
                 let mut seq = 0u32;
                 let attempt = tc.attempt as u32;
                 let mut send = |reduce: usize, records: Vec<(K, C)>| {
@@ -289,9 +282,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
                     seq += 1;
                 };
                 self.map_task(split, tc, batch, &mut send);
-            });
-            let run_time = t0.elapsed();
-            let failed = outcome.is_err();
+            })?;
             let status = match outcome {
                 Ok(ok) => ShuffleMsg::Status {
                     map: split as u32,
@@ -305,7 +296,6 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
                 },
             };
             round.send_to_all(status);
-            run.task_done(&launch, &io, run_time, failed)?;
         }
         let stats = run.finish()?;
 
