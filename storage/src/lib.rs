@@ -43,8 +43,10 @@ pub mod lines;
 pub mod listing;
 pub mod location;
 pub mod ops;
+mod readahead;
 pub mod reader;
 pub mod runtime;
+mod scan;
 pub mod sink;
 pub mod split;
 

@@ -1,5 +1,15 @@
-//! Lines of a text split (or of a whole compressed file), fast: one large buffer filled straight
-//! from the source, `memchr` to find line ends, and UTF-8 validated in bulk per buffer fill.
+//! Lines of a text split (or of a whole compressed file), fast:
+//!
+//! - plain splits are read straight into one reused buffer (remote stores fetch ahead in
+//!   [`ObjectReader`]); compressed files are decoded by a read-ahead thread while the caller parses
+//!   the previous buffer, which is handed over without copying ([`crate::readahead`]);
+//! - one SIMD pass per window of up to [`WINDOW`] bytes indexes every line end and notices
+//!   non-ASCII bytes ([`crate::scan`]); only windows holding non-ASCII bytes are validated as
+//!   UTF-8, in bulk, while they are still in cache;
+//! - lines are then handed out as `&str` slices of the buffer: no copy, no per-line check.
+//!
+//! A window that fails validation is decoded line by line, so the error names the exact offset
+//! (and only for a line the split actually returns), or lossy mode replaces just the bad bytes.
 
 use std::io::Read;
 
@@ -7,7 +17,9 @@ use crate::compression::{open_decoded, Codec};
 use crate::config::StorageConfig;
 use crate::error::{Result, StorageError};
 use crate::location::Location;
+use crate::readahead::ReadAhead;
 use crate::reader::ObjectReader;
+use crate::scan::index_newlines;
 use crate::split::Split;
 
 /// What to do with bytes that are not UTF-8.
@@ -20,63 +32,54 @@ pub enum Utf8Mode {
     Lossy,
 }
 
-/// Default buffer size (grows for longer lines).
+/// Default buffer size for direct reads (grows for longer lines).
 const BUFFER: usize = 1 << 20;
-/// Bytes validated as UTF-8 at once.
-const VALIDATE_WINDOW: usize = 1 << 20;
+/// Bytes indexed (and, when not ASCII, validated) at once: small enough to stay in L1/L2 cache
+/// between the scan, the validation and the caller's use of the lines.
+const WINDOW: usize = 32 << 10;
+/// Compressed files at least this long are decoded by a read-ahead thread.
+const READ_AHEAD_MIN: u64 = 1 << 20;
+/// Bytes per read-ahead buffer.
+const AHEAD_CHUNK: usize = 1 << 20;
+/// Free bytes before each read-ahead buffer's data, for the unfinished line of the previous one.
+const AHEAD_HEAD: usize = 64 << 10;
+
+/// Where a [`LineReader`]'s bytes come from.
+enum Source {
+    /// Read straight into the line buffer.
+    Direct(Box<dyn Read + Send>),
+    /// Buffers filled by a background thread (see [`ReadAhead`]).
+    Ahead(ReadAhead),
+}
 
 /// Reads the lines of one [`Split`].
 ///
 /// Lines end at `\n`; a `\r` before it is dropped (`\r\n` files). The line terminator is not part
-/// of the line. Use [`LineReader::next_line`] for borrowed lines without allocation, or iterate for
-/// owned `String`s.
+/// of the line. Use [`LineReader::next_line`] for borrowed lines without allocation,
+/// [`LineReader::for_each_line`] for the fastest loop, or iterate for owned `String`s.
 pub struct LineReader {
-    src: Box<dyn Read + Send>,
+    src: Source,
     url: String,
     buf: Vec<u8>,
     filled: usize,
+    /// Start of the next line.
     pos: usize,
-    validated: usize,
-    no_bulk_until: usize,
-    base: u64,
+    /// Line ends (indices into `buf`) of the indexed window; `ends[next_end..]` are still to come.
+    ends: Vec<usize>,
+    next_end: usize,
+    /// Whether every line of the indexed window is known to be UTF-8.
+    window_ok: bool,
+    /// Bytes from `pos` up to here hold no line end (a long line seen across several windows).
+    scanned: usize,
+    /// Whether any byte in `pos..scanned` is non-ASCII.
+    scanned_high: bool,
+    /// Stream offset of `buf[0]` (negative while a read-ahead buffer's head is unused).
+    base: i64,
     limit: Option<u64>,
     eof: bool,
     done: bool,
     mode: Utf8Mode,
     scratch: String,
-    scan: Option<(usize, u64)>,
-}
-
-/// Bitmask of the `\n` bytes among `bytes[start..start + 64]` (fewer at the end of `bytes`).
-#[inline]
-fn newline_mask(bytes: &[u8], start: usize) -> u64 {
-    if let Some(chunk) = bytes.get(start..start + 64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{
-                __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-            };
-            // SAFETY: SSE2 is part of the x86_64 baseline; the four unaligned 16-byte loads stay
-            // inside `chunk`, which is 64 bytes long.
-            unsafe {
-                let nl = _mm_set1_epi8(b'\n' as i8);
-                let p = chunk.as_ptr() as *const __m128i;
-                let m = |k: usize| {
-                    _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(k)), nl)) as u16 as u64
-                };
-                return m(0) | (m(1) << 16) | (m(2) << 32) | (m(3) << 48);
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        return chunk
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (i, &b)| m | (((b == b'\n') as u64) << i));
-    }
-    bytes[start.min(bytes.len())..]
-        .iter()
-        .enumerate()
-        .fold(0u64, |m, (i, &b)| m | (((b == b'\n') as u64) << i))
 }
 
 impl LineReader {
@@ -85,8 +88,17 @@ impl LineReader {
         let loc = Location::resolve(&split.url, config)?;
         if split.codec()? != Codec::None {
             let src = open_decoded(&loc, config)?;
-            return Ok(Self::from_reader(Box::new(src), loc.url(), 0, None, mode));
+            if split.len < READ_AHEAD_MIN {
+                return Ok(Self::from_reader(Box::new(src), loc.url(), 0, None, mode));
+            }
+            // Decompression is the slow part: a thread decodes ahead while this one parses.
+            let ahead = ReadAhead::spawn(Box::new(src), AHEAD_HEAD, AHEAD_CHUNK)
+                .map_err(|e| StorageError::from_io(loc.url(), e))?;
+            return Ok(Self::new(Source::Ahead(ahead), loc.url(), 0, None, mode));
         }
+        // Plain files are read straight into the line buffer: measured on 2 cores, a read-ahead
+        // thread handing each buffer to another core cost more than it overlapped (the raw
+        // read is a memory copy, not a wait). Remote stores already fetch ahead (`ObjectReader`).
         let src = ObjectReader::open(&loc, split.start, split.end, split.len, config)?;
         let mut r = Self::from_reader(Box::new(src), loc.url(), split.start, Some(split.end), mode);
         // Small splits get a small buffer (it grows for long lines).
@@ -110,21 +122,29 @@ impl LineReader {
         limit: Option<u64>,
         mode: Utf8Mode,
     ) -> LineReader {
+        let mut r = Self::new(Source::Direct(src), url, base, limit, mode);
+        r.buf = vec![0; BUFFER];
+        r
+    }
+
+    fn new(src: Source, url: &str, base: u64, limit: Option<u64>, mode: Utf8Mode) -> LineReader {
         LineReader {
             src,
             url: url.to_string(),
-            buf: vec![0; BUFFER],
+            buf: Vec::new(),
             filled: 0,
             pos: 0,
-            validated: 0,
-            no_bulk_until: 0,
-            base,
+            ends: Vec::with_capacity(1024),
+            next_end: 0,
+            window_ok: true,
+            scanned: 0,
+            scanned_high: false,
+            base: base as i64,
             limit,
             eof: false,
             done: false,
             mode,
             scratch: String::new(),
-            scan: None,
         }
     }
 
@@ -133,64 +153,56 @@ impl LineReader {
         &self.url
     }
 
+    /// Buffer index of stream offset `off` (0 before the buffer).
     #[inline]
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.filled]
+    fn rel(&self, off: u64) -> usize {
+        (off as i64 - self.base).max(0) as usize
     }
 
-    /// The next `\n` at or after `self.pos`: 64-byte blocks are turned into bitmasks once, so each
-    /// line costs a few bit operations instead of a `memchr` call.
-    #[inline(always)]
-    fn next_newline(&mut self) -> Option<usize> {
-        let pos = self.pos;
-        let (mut start, mut mask) = match self.scan {
-            Some((start, mask)) if pos >= start && pos < start + 64 => {
-                (start, mask & (!0u64 << (pos - start)))
-            }
-            _ => (pos, newline_mask(self.bytes(), pos)),
-        };
-        loop {
-            if mask != 0 {
-                self.scan = Some((start, mask));
-                return Some(start + mask.trailing_zeros() as usize);
-            }
-            start += 64;
-            if start >= self.filled {
-                self.scan = None;
-                return None;
-            }
-            mask = newline_mask(self.bytes(), start);
-        }
+    /// Stream offset of buffer index `i`.
+    #[inline]
+    fn abs(&self, i: usize) -> u64 {
+        (self.base + i as i64) as u64
     }
 
     fn skip_first_line(&mut self) -> Result<()> {
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.bytes()[self.pos..]) {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.pos..self.filled]) {
                 self.pos += i + 1;
                 return Ok(());
             }
+            self.pos = self.filled;
             if self.eof {
-                self.pos = self.filled;
                 return Ok(());
             }
-            self.pos = self.filled;
             self.refill()?;
         }
     }
 
+    /// Reads more bytes. Only called once every indexed line is consumed; the unread bytes (an
+    /// unfinished line) are kept, and are indexed again from their start.
     fn refill(&mut self) -> Result<()> {
-        let (buf, src) = (&mut self.buf, &mut self.src);
-        self.scan = None;
-        if self.pos > 0 {
-            buf.copy_within(self.pos..self.filled, 0);
-            self.filled -= self.pos;
-            self.validated = self.validated.saturating_sub(self.pos);
-            self.no_bulk_until = self.no_bulk_until.saturating_sub(self.pos);
-            self.base += self.pos as u64;
-            self.pos = 0;
-        }
+        self.ends.clear();
+        self.next_end = 0;
+        // Bytes after `pos` already scanned (a long line) are not scanned again.
+        let carried = self.scanned.saturating_sub(self.pos);
+        let res = if matches!(self.src, Source::Ahead(_)) {
+            self.refill_ahead()
+        } else {
+            self.refill_direct()
+        };
+        self.scanned = self.pos + carried;
+        self.scanned_high &= carried > 0;
+        res
+    }
+
+    fn refill_direct(&mut self) -> Result<()> {
+        self.compact();
+        let (buf, Source::Direct(src)) = (&mut self.buf, &mut self.src) else {
+            unreachable!("direct source");
+        };
         if self.filled == buf.len() {
-            let n = buf.len() * 2;
+            let n = (buf.len() * 2).max(8 << 10);
             buf.resize(n, 0);
         }
         loop {
@@ -201,7 +213,7 @@ impl LineReader {
                 }
                 Ok(n) => {
                     self.filled += n;
-                    // Keep reading until the buffer is reasonably full: fewer, larger validations.
+                    // Keep reading until the buffer is reasonably full: fewer, larger scans.
                     if self.filled >= buf.len() / 2 {
                         break;
                     }
@@ -213,66 +225,97 @@ impl LineReader {
         Ok(())
     }
 
-    /// Validates the next window of complete lines at once. A failure is left for the per-line
-    /// check, which reports the exact offset (and only if the split actually reaches that line).
-    fn extend_validation(&mut self, line_start: usize) {
-        // From the line being decoded: callers have already moved `pos` past it.
-        let from = self.validated.max(line_start);
-        if from < self.no_bulk_until {
-            return;
+    /// Moves the unread bytes to the start of the buffer.
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.base += self.pos as i64;
+            self.pos = 0;
         }
-        let bytes = self.bytes();
-        let mut wend = (from + VALIDATE_WINDOW).min(bytes.len());
-        if let Some(l) = self.limit {
-            // Nothing past the split's last line is needed: stop the window at the split end.
-            let lim = l.saturating_sub(self.base) as usize;
-            wend = wend.min(lim.max(from) + 1).min(bytes.len());
-        }
-        let to = match memchr::memrchr(b'\n', &bytes[from..wend]) {
-            Some(i) => from + i + 1,
-            None => match memchr::memchr(b'\n', &bytes[wend..]) {
-                Some(i) => wend + i + 1,
-                None => return,
-            },
+    }
+
+    /// Takes the next read-ahead buffer: the unread bytes (an unfinished line) go into its head
+    /// and parsing goes on there, so the new data is never copied. A line longer than the head
+    /// instead gets the new data appended to the current buffer.
+    fn refill_ahead(&mut self) -> Result<()> {
+        let Source::Ahead(ahead) = &mut self.src else {
+            unreachable!("read-ahead source");
         };
-        if simdutf8::basic::from_utf8(&bytes[from..to]).is_ok() {
-            self.validated = to;
+        let got = ahead
+            .next()
+            .map_err(|e| StorageError::from_io(&self.url, e))?;
+        let Some((mut next, n)) = got else {
+            self.eof = true;
+            return Ok(());
+        };
+        let head = ahead.head();
+        let left = self.filled - self.pos;
+        if left <= head {
+            let start = head - left;
+            next[start..head].copy_from_slice(&self.buf[self.pos..self.filled]);
+            self.base += self.pos as i64 - start as i64;
+            self.pos = start;
+            self.filled = head + n;
+            let old = std::mem::replace(&mut self.buf, next);
+            ahead.give_back(old);
         } else {
-            self.no_bulk_until = to;
+            if self.buf.len() < self.filled + n {
+                self.compact();
+            }
+            if self.buf.len() < self.filled + n {
+                self.buf.resize(self.filled + n, 0);
+            }
+            self.buf[self.filled..self.filled + n].copy_from_slice(&next[head..head + n]);
+            self.filled += n;
+            if let Source::Ahead(ahead) = &mut self.src {
+                ahead.give_back(next);
+            }
         }
+        Ok(())
     }
 
-    #[inline(always)]
-    fn decode(&mut self, s: usize, e: usize) -> Result<&str> {
-        if e <= self.validated {
-            // SAFETY: bytes[..validated] were checked as UTF-8 up to a line end, so any line inside
-            // is a valid UTF-8 substring (line ends are ASCII bytes).
-            return Ok(unsafe { std::str::from_utf8_unchecked(&self.bytes()[s..e]) });
+    /// Indexes the next window of lines after `pos` (and validates it when it holds non-ASCII
+    /// bytes). Returns false when the buffer holds no further line end.
+    fn index_window(&mut self) -> bool {
+        self.ends.clear();
+        self.next_end = 0;
+        let mut from = self.scanned.max(self.pos);
+        while from < self.filled {
+            let to = (from + WINDOW).min(self.filled);
+            let high = index_newlines(&self.buf, from, to, &mut self.ends);
+            let Some(&last) = self.ends.last() else {
+                self.scanned = to;
+                self.scanned_high |= high;
+                from = to;
+                continue;
+            };
+            // Lines pos..=last are complete: validate them at once unless all ASCII. (`high`
+            // may come from bytes after `last`: that only costs a validation.)
+            self.window_ok = !(high || self.scanned_high)
+                || simdutf8::basic::from_utf8(&self.buf[self.pos..=last]).is_ok();
+            self.scanned = 0;
+            self.scanned_high = false;
+            return true;
         }
-        self.decode_slow(s, e)
+        false
     }
 
+    /// A line that is not known to be UTF-8: checked on its own (the exact error offset).
     #[cold]
     #[inline(never)]
-    fn decode_slow(&mut self, s: usize, e: usize) -> Result<&str> {
-        self.extend_validation(s);
-        if e <= self.validated {
-            // SAFETY: as in `decode`.
-            return Ok(unsafe { std::str::from_utf8_unchecked(&self.bytes()[s..e]) });
-        }
-        match std::str::from_utf8(&self.bytes()[s..e]) {
-            Ok(_) => {
-                // SAFETY: checked on the line just above.
-                Ok(unsafe { std::str::from_utf8_unchecked(&self.bytes()[s..e]) })
-            }
+    fn decode_checked(&mut self, s: usize, e: usize) -> Result<&str> {
+        match std::str::from_utf8(&self.buf[s..e]) {
+            // SAFETY: checked on the line just above.
+            Ok(_) => Ok(unsafe { std::str::from_utf8_unchecked(&self.buf[s..e]) }),
             Err(err) => match self.mode {
                 Utf8Mode::Lossy => {
-                    self.scratch = String::from_utf8_lossy(&self.bytes()[s..e]).into_owned();
+                    self.scratch = String::from_utf8_lossy(&self.buf[s..e]).into_owned();
                     Ok(&self.scratch)
                 }
                 Utf8Mode::Strict => Err(StorageError::InvalidUtf8 {
                     url: self.url.clone(),
-                    offset: self.base + (s + err.valid_up_to()) as u64,
+                    offset: self.abs(s + err.valid_up_to()),
                 }),
             },
         }
@@ -285,126 +328,91 @@ impl LineReader {
             if self.done {
                 return Ok(None);
             }
-            if self.limit.is_some_and(|l| self.base + self.pos as u64 > l) {
-                self.done = true;
-                return Ok(None);
-            }
-            if let Some(nl) = self.next_newline() {
+            if let Some(&nl) = self.ends.get(self.next_end) {
                 let s = self.pos;
-                let mut e = nl;
-                self.pos = e + 1;
-                if e > s && self.bytes()[e - 1] == b'\r' {
-                    e -= 1;
+                if self.limit.is_some_and(|l| self.abs(s) > l) {
+                    self.done = true;
+                    return Ok(None);
                 }
-                return self.decode(s, e).map(Some);
+                self.next_end += 1;
+                self.pos = nl + 1;
+                let e = if nl > s && self.buf[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
+                if self.window_ok {
+                    // SAFETY: the window's lines were validated as UTF-8 (or are all ASCII), and
+                    // [s, e) lies between line ends (ASCII bytes): a valid UTF-8 substring.
+                    return Ok(Some(unsafe {
+                        std::str::from_utf8_unchecked(&self.buf[s..e])
+                    }));
+                }
+                return self.decode_checked(s, e).map(Some);
+            }
+            if self.index_window() {
+                continue;
             }
             if self.eof {
-                if self.pos < self.filled {
-                    let s = self.pos;
-                    let mut e = self.filled;
-                    self.pos = e;
-                    if e > s && self.bytes()[e - 1] == b'\r' {
-                        e -= 1;
-                    }
-                    return self.decode(s, e).map(Some);
-                }
+                // A last line without `\n`.
+                let s = self.pos;
                 self.done = true;
-                return Ok(None);
+                if s == self.filled || self.limit.is_some_and(|l| self.abs(s) > l) {
+                    return Ok(None);
+                }
+                self.pos = self.filled;
+                let mut e = self.filled;
+                if self.buf[e - 1] == b'\r' {
+                    e -= 1;
+                }
+                return self.decode_checked(s, e).map(Some);
             }
             self.refill()?;
         }
     }
 
     /// Calls `f` on every remaining line; returns how many. The fastest way to consume a split:
-    /// whole buffers are validated and scanned at once, with no per-line `Result`.
+    /// the lines of a validated window go to `f` in a tight loop, with no per-line `Result`.
     pub fn for_each_line<F: FnMut(&str)>(&mut self, mut f: F) -> Result<u64> {
         let mut n = 0u64;
-        while !self.done {
-            // Complete lines in the buffer: bytes[pos..=last newline].
-            let bytes = &self.buf[..self.filled];
-            let Some(last) = memchr::memrchr(b'\n', &bytes[self.pos..]).map(|i| self.pos + i)
-            else {
-                if self.eof {
-                    break; // the final unterminated line goes through next_line below
-                }
-                self.refill()?;
-                continue;
-            };
-            let from = self.validated.max(self.pos);
-            let ok = from > last || simdutf8::basic::from_utf8(&bytes[from..=last]).is_ok();
-            if !ok {
-                // Some line here is not UTF-8: let next_line find it (error or lossy).
-                while self.pos <= last && !self.done {
-                    match self.next_line()? {
-                        Some(line) => {
-                            f(line);
-                            n += 1;
-                        }
-                        None => break,
-                    }
-                }
-                continue;
-            }
-            self.validated = self.validated.max(last + 1);
-            let lim = self
-                .limit
-                .map_or(usize::MAX, |l| l.saturating_sub(self.base) as usize);
-            let mut s = self.pos;
-            let mut block = s;
-            let mut mask = newline_mask(bytes, block);
-            loop {
-                while mask == 0 {
-                    block += 64;
-                    if block > last {
+        loop {
+            if self.window_ok && !self.done && self.next_end < self.ends.len() {
+                let lim = self.limit.map_or(usize::MAX, |l| self.rel(l));
+                let bytes = &self.buf[..self.filled];
+                let mut s = self.pos;
+                let mut used = 0;
+                for &nl in &self.ends[self.next_end..] {
+                    if s > lim || (s == lim && self.limit.is_some_and(|l| self.abs(s) > l)) {
                         break;
                     }
-                    mask = newline_mask(bytes, block);
+                    let e = if nl > s && bytes[nl - 1] == b'\r' {
+                        nl - 1
+                    } else {
+                        nl
+                    };
+                    // SAFETY: as in `next_line`.
+                    f(unsafe { std::str::from_utf8_unchecked(&bytes[s..e]) });
+                    s = nl + 1;
+                    used += 1;
                 }
-                if mask == 0 {
-                    break;
-                }
-                let nl = block + mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                if nl < s {
-                    continue;
-                }
-                if s > lim {
-                    self.done = true;
-                    break;
-                }
-                let e = if nl > s && bytes[nl - 1] == b'\r' {
-                    nl - 1
-                } else {
-                    nl
-                };
-                // SAFETY: bytes[..=last] were validated as UTF-8 just above, and [s, e) lies
-                // between line ends (ASCII bytes), so it is a valid UTF-8 substring.
-                f(unsafe { std::str::from_utf8_unchecked(&bytes[s..e]) });
-                n += 1;
-                s = nl + 1;
-                if nl == last {
-                    break;
-                }
+                n += used as u64;
+                self.next_end += used;
+                self.pos = s;
             }
-            self.pos = s;
-            self.scan = None;
-            if !self.done && !self.eof {
-                self.refill()?;
-            } else if self.eof {
-                break;
+            // The rest (a new window, a window with bad UTF-8, the end) follows next_line.
+            match self.next_line()? {
+                Some(line) => {
+                    f(line);
+                    n += 1;
+                }
+                None => return Ok(n),
             }
         }
-        // The tail (a last line without `\n`, or the end of the split) follows next_line's rules.
-        while let Some(line) = self.next_line()? {
-            f(line);
-            n += 1;
-        }
-        Ok(n)
     }
 
     /// Stream offset of the next unread byte (file offset for plain files).
     pub fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.abs(self.pos)
     }
 }
 
@@ -454,4 +462,186 @@ pub fn whole_text_files(
         .iter()
         .map(|f| Ok((f.url().to_string(), read_whole_text(f.url(), config, mode)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    /// Lines of every length class: empty, short, non-ASCII, CRLF, longer than a read-ahead head
+    /// and longer than a scan window.
+    fn sample(seed: u64, lines: usize) -> (Vec<u8>, Vec<String>) {
+        let mut x = seed;
+        let mut bytes = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..lines {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = match (x >> 60) % 8 {
+                0 => 0,
+                1 => WINDOW + (x >> 20) as usize % 5000,
+                2 => 200 + (x >> 20) as usize % 300,
+                _ => (x >> 20) as usize % 90,
+            };
+            let mut line: String = (0..len).map(|k| (b'a' + (k % 26) as u8) as char).collect();
+            if i % 3 == 0 {
+                line.insert_str(line.len() / 2, "Zürich 東京");
+            }
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(if i % 5 == 0 { b"\r\n" } else { b"\n" });
+            want.push(line);
+        }
+        (bytes, want)
+    }
+
+    fn ahead_reader(bytes: Vec<u8>, head: usize, chunk: usize, mode: Utf8Mode) -> LineReader {
+        let ahead = ReadAhead::spawn(Box::new(Cursor::new(bytes)), head, chunk).unwrap();
+        LineReader::new(Source::Ahead(ahead), "mem://t", 0, None, mode)
+    }
+
+    fn direct_reader(bytes: Vec<u8>, mode: Utf8Mode) -> LineReader {
+        LineReader::from_reader(Box::new(Cursor::new(bytes)), "mem://t", 0, None, mode)
+    }
+
+    fn all_lines(mut r: LineReader) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        while let Some(l) = r.next_line()? {
+            out.push(l.to_string());
+        }
+        Ok(out)
+    }
+
+    fn bulk_lines(mut r: LineReader) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let n = r.for_each_line(|l| out.push(l.to_string()))?;
+        assert_eq!(n as usize, out.len());
+        Ok(out)
+    }
+
+    #[test]
+    fn read_ahead_and_direct_reads_give_the_same_lines() {
+        let sample_without_final_newline = |lines| {
+            let (mut bytes, mut want) = sample(3, lines);
+            bytes.extend_from_slice("last line é".as_bytes());
+            want.push("last line é".into());
+            (bytes, want)
+        };
+        // Tiny pieces on a small sample only (one thread hand-off per piece).
+        let small = sample_without_final_newline(40);
+        let (bytes, want) = sample_without_final_newline(300);
+        for (head, chunk) in [
+            (1, 1),
+            (16, 7),
+            (64, 1000),
+            (4096, 65_536),
+            (AHEAD_HEAD, 1 << 20),
+        ] {
+            let (bytes, want) = if chunk < 100 {
+                (&small.0, &small.1)
+            } else {
+                (&bytes, &want)
+            };
+            let mode = Utf8Mode::Strict;
+            let got = all_lines(ahead_reader(bytes.clone(), head, chunk, mode)).unwrap();
+            assert_eq!(&got, want, "next_line, head {head} chunk {chunk}");
+            let got = bulk_lines(ahead_reader(bytes.clone(), head, chunk, mode)).unwrap();
+            assert_eq!(&got, want, "for_each_line, head {head} chunk {chunk}");
+        }
+        assert_eq!(
+            all_lines(direct_reader(bytes.clone(), Utf8Mode::Strict)).unwrap(),
+            want
+        );
+        assert_eq!(
+            bulk_lines(direct_reader(bytes, Utf8Mode::Strict)).unwrap(),
+            want
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_at_its_offset_in_every_window_layout() {
+        let (bytes, want) = sample(11, 200);
+        // A bad byte in a short line, and one deep inside a line longer than a scan window
+        // whose first window held non-ASCII text.
+        let long = want
+            .iter()
+            .position(|l| l.len() > WINDOW + 100 && !l.is_ascii());
+        let short = want.iter().position(|l| (10..90).contains(&l.len()));
+        for line in [short.unwrap(), long.unwrap()] {
+            let start: usize = want[..line]
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.len() + if i % 5 == 0 { 2 } else { 1 })
+                .sum();
+            let at = start + want[line].len() - 3;
+            let mut bad = bytes.clone();
+            bad[at] = 0xFF;
+            let readers = [
+                direct_reader(bad.clone(), Utf8Mode::Strict),
+                ahead_reader(bad.clone(), 64, 4096, Utf8Mode::Strict),
+            ];
+            for r in readers {
+                match all_lines(r) {
+                    Err(StorageError::InvalidUtf8 { offset, url }) => {
+                        assert_eq!((offset, url.as_str()), (at as u64, "mem://t"))
+                    }
+                    other => panic!("expected invalid UTF-8 at {at}, got {other:?}"),
+                }
+            }
+            match bulk_lines(ahead_reader(bad.clone(), 64, 4096, Utf8Mode::Strict)) {
+                Err(StorageError::InvalidUtf8 { offset, .. }) => assert_eq!(offset, at as u64),
+                other => panic!("expected invalid UTF-8 at {at}, got {other:?}"),
+            }
+            // Lossy: only that line changes, and only by the replaced byte.
+            let mut lossy_want = want.clone();
+            let mut l = want[line].clone().into_bytes();
+            l[at - start] = 0xFF;
+            lossy_want[line] = String::from_utf8_lossy(&l).into_owned();
+            let got = bulk_lines(direct_reader(bad, Utf8Mode::Lossy)).unwrap();
+            assert_eq!(got, lossy_want);
+        }
+    }
+
+    #[test]
+    fn read_errors_after_some_lines_are_reported() {
+        struct Failing(Cursor<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(std::io::Error::other("connection reset")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let src = Failing(Cursor::new(b"a\nb\nc".to_vec()));
+        let ahead = ReadAhead::spawn(Box::new(src), 8, 3).unwrap();
+        let mut r = LineReader::new(Source::Ahead(ahead), "mem://t", 0, None, Utf8Mode::Strict);
+        assert_eq!(r.next_line().unwrap(), Some("a"));
+        assert_eq!(r.next_line().unwrap(), Some("b"));
+        let err = r.next_line().unwrap_err();
+        assert!(err.to_string().contains("mem://t"), "{err}");
+    }
+
+    #[test]
+    fn a_split_limit_stops_after_the_line_that_starts_at_it() {
+        let text = b"aa\nbb\ncc\n".to_vec();
+        for limit in 0..9u64 {
+            let want: Vec<&str> = ["aa", "bb", "cc"]
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| (*i as u64) * 3 <= limit)
+                .map(|(_, l)| l)
+                .collect();
+            let r = LineReader::from_reader(
+                Box::new(Cursor::new(text.clone())),
+                "mem://t",
+                0,
+                Some(limit),
+                Utf8Mode::Strict,
+            );
+            assert_eq!(bulk_lines(r).unwrap(), want, "limit {limit}");
+        }
+    }
 }
