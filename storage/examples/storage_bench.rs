@@ -1,12 +1,14 @@
 //! Storage benchmarks (run through `benches/storage/run.sh`; numbers are printed, never asserted):
 //!
-//! 1. text: line iteration over splits vs a raw read of the same file (target: >= 70%);
+//! 1. text: line iteration over splits (storage-level readers, and the engine's
+//!    `text_file(..).count()` on 1 and 2 local workers) vs a raw read of the same file through the
+//!    same store path with no parsing, on as many threads (target: >= 70%);
 //! 2. Parquet: scan with a projection on 2 worker threads vs pyarrow `read_table(columns=...)` on
 //!    the same file in the same run (when `EMBER_BENCH_PYTHON` points at a Python with pyarrow);
 //! 3. S3: our streaming reader vs a plain `object_store` GET loop on the same `s3s-fs` server (when
 //!    the binary is found, see `.ci/setup.d/40-s3s.sh`).
 //!
-//! Usage: `storage_bench [--dir DIR] [--text-mb N] [--parquet-rows N] [--s3-mb N]`.
+//! Usage: `storage_bench [--dir DIR] [--text-mb N] [--rounds N] [--parquet-rows N] [--s3-mb N]`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use ember_storage::reader::ObjectReader;
 use ember_storage::sink::ParquetPartWriter;
 use ember_storage::{
     parquet_splits, read_parquet_split, text_splits, LineReader, Location, ObjectWriter,
-    ParquetScan, StorageConfig, Utf8Mode,
+    ParquetScan, Split, StorageConfig, Utf8Mode,
 };
 use object_store::ObjectStoreExt;
 
@@ -107,14 +109,74 @@ fn gen_text(path: &Path, mb: u64, utf8_every: u64) {
     }
 }
 
-fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64) {
+/// Median of the samples.
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Reads the bytes of `splits` through the store path the line reader uses (`ObjectReader`, 1 MiB
+/// reads), no parsing: the raw read speed of the same bytes. With `threads` > 1 the splits are
+/// shared among that many threads, like the engine's workers.
+fn raw_store_read(splits: &[Split], cfg: &StorageConfig, threads: usize) -> u64 {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut n = 0u64;
+                    while let Some(s) =
+                        splits.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let loc = Location::resolve(&s.url, cfg).unwrap();
+                        let mut r = ObjectReader::open(&loc, s.start, s.end, s.end, cfg).unwrap();
+                        loop {
+                            let k = r.read(&mut buf).unwrap();
+                            if k == 0 {
+                                break;
+                            }
+                            n += k as u64;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+/// `text_file(url).count()` on the engine with `workers` local workers (their start included).
+fn engine_count(url: &str, workers: usize) -> u64 {
+    let conf = ember_engine::Conf::new()
+        .with("ember.master", &format!("local[{workers}]"))
+        .unwrap();
+    let url = url.to_string();
+    ember_engine::run(conf, move |ctx| {
+        ctx.text_file(&url, workers).unwrap().count().unwrap()
+    })
+    .unwrap()
+}
+
+/// Line throughput against the raw read of the same file, in the same run: every round runs each
+/// variant once (so load changes hit all of them alike) and each figure is the median of the
+/// rounds.
+fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64, rounds: usize) {
     let path = dir.join(name);
     gen_text(&path, mb, utf8_every);
     println!("text: {name}: non-ASCII words in 1 of every {utf8_every} lines");
     let len = path.metadata().unwrap().len();
     let url = path.to_str().unwrap();
     let cfg = StorageConfig::new();
-    let raw = || {
+    let splits = text_splits(url, 1, &cfg).unwrap();
+    let raw_file = || {
         let mut f = std::fs::File::open(&path).unwrap();
         let mut buf = vec![0u8; 1 << 20];
         let mut n = 0u64;
@@ -126,21 +188,7 @@ fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64) {
             n += k as u64;
         }
     };
-    raw(); // warm the page cache
-    let (t_raw, n_raw) = best(3, raw);
-    let splits = text_splits(url, 1, &cfg).unwrap();
-    let (t_lines, (lines, bytes)) = best(3, || {
-        let (mut lines, mut bytes) = (0u64, 0u64);
-        for s in &splits {
-            let mut r = LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap();
-            while let Some(l) = r.next_line().unwrap() {
-                lines += 1;
-                bytes += l.len() as u64;
-            }
-        }
-        (lines, bytes)
-    });
-    let (t_each, each) = best(3, || {
+    let each = || {
         let (mut lines, mut bytes) = (0u64, 0u64);
         for s in &splits {
             let mut r = LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap();
@@ -151,9 +199,19 @@ fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64) {
             .unwrap();
         }
         (lines, bytes)
-    });
-    assert_eq!(each, (lines, bytes));
-    let (t_owned, owned) = best(3, || {
+    };
+    let next_line = || {
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        for s in &splits {
+            let mut r = LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap();
+            while let Some(l) = r.next_line().unwrap() {
+                lines += 1;
+                bytes += l.len() as u64;
+            }
+        }
+        (lines, bytes)
+    };
+    let owned = || {
         let mut lines = 0u64;
         for s in &splits {
             for l in LineReader::open(s, &cfg, Utf8Mode::Strict).unwrap() {
@@ -162,33 +220,66 @@ fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64) {
             }
         }
         lines
-    });
-    assert_eq!(n_raw, len);
-    assert_eq!(owned, lines);
+    };
+    assert_eq!(raw_file(), len); // also warms the page cache
+    let (lines, bytes) = each();
+    assert_eq!(next_line(), (lines, bytes));
+    assert_eq!(owned(), lines);
+    let names = [
+        "raw read, std::fs::File, 1 MiB reads, 1 thread",
+        "raw read, ObjectReader (same store path), 1 thread",
+        "LineReader::for_each_line (&str)",
+        "LineReader::next_line (borrowed &str)",
+        "LineReader iterator (owned String)",
+        "engine text_file(..).count(), local[1]",
+        "raw read, ObjectReader, 2 threads",
+        "engine text_file(..).count(), local[2]",
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    let load_before = load_average();
+    for _ in 0..rounds {
+        let timed = |f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        };
+        let samples = [
+            timed(&mut || assert_eq!(raw_file(), len)),
+            timed(&mut || assert_eq!(raw_store_read(&splits, &cfg, 1), len)),
+            timed(&mut || assert_eq!(each().0, lines)),
+            timed(&mut || assert_eq!(next_line().0, lines)),
+            timed(&mut || assert_eq!(owned(), lines)),
+            timed(&mut || assert_eq!(engine_count(url, 1), lines)),
+            timed(&mut || assert_eq!(raw_store_read(&splits, &cfg, 2), len)),
+            timed(&mut || assert_eq!(engine_count(url, 2), lines)),
+        ];
+        for (t, s) in times.iter_mut().zip(samples) {
+            t.push(s);
+        }
+    }
+    let med: Vec<Duration> = times.into_iter().map(median).collect();
     println!(
-        "text: file {:.0} MB, {} splits, {lines} lines ({bytes} bytes of text)",
+        "text: file {:.0} MB, {} splits, {lines} lines ({bytes} bytes of text); median of {rounds} \
+         interleaved rounds; load average {load_before} before, {} after",
         len as f64 / 1e6,
-        splits.len()
+        splits.len(),
+        load_average()
     );
-    println!(
-        "text: raw read (1 MiB reads, page cache)      {:8.0} MB/s",
-        mbps(len, t_raw)
-    );
-    println!(
-        "text: LineReader::for_each_line (&str)       {:8.0} MB/s  = {:.0}% of raw",
-        mbps(len, t_each),
-        100.0 * t_raw.as_secs_f64() / t_each.as_secs_f64()
-    );
-    println!(
-        "text: LineReader::next_line (borrowed &str)  {:8.0} MB/s  = {:.0}% of raw",
-        mbps(len, t_lines),
-        100.0 * t_raw.as_secs_f64() / t_lines.as_secs_f64()
-    );
-    println!(
-        "text: LineReader iterator (owned String)     {:8.0} MB/s  = {:.0}% of raw",
-        mbps(len, t_owned),
-        100.0 * t_raw.as_secs_f64() / t_owned.as_secs_f64()
-    );
+    for (i, name) in names.iter().enumerate() {
+        let vs = match i {
+            0 | 1 | 6 => String::new(),
+            7 => format!(
+                "  = {:.0}% of the 2-thread raw read",
+                100.0 * med[6].as_secs_f64() / med[i].as_secs_f64()
+            ),
+            _ => format!(
+                "  = {:.0}% of raw (File), {:.0}% of raw (ObjectReader)",
+                100.0 * med[0].as_secs_f64() / med[i].as_secs_f64(),
+                100.0 * med[1].as_secs_f64() / med[i].as_secs_f64()
+            ),
+        };
+        println!("text: {name:52} {:8.0} MB/s{vs}", mbps(len, med[i]));
+    }
 }
 
 fn gen_parquet(path: &Path, rows: usize) {
@@ -472,8 +563,9 @@ fn main() {
         dir.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    bench_text(&dir, "log-ascii.txt", arg("--text-mb", 512), 16);
-    bench_text(&dir, "log-utf8.txt", arg("--text-mb", 512) / 2, 1);
+    let rounds = arg("--rounds", 5) as usize;
+    bench_text(&dir, "log-ascii.txt", arg("--text-mb", 512), 16, rounds);
+    bench_text(&dir, "log-utf8.txt", arg("--text-mb", 512) / 2, 1, rounds);
     bench_parquet(&dir, arg("--parquet-rows", 10_000_000) as usize);
     bench_s3(&dir, arg("--s3-mb", 256));
 }
