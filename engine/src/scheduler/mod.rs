@@ -19,7 +19,7 @@ pub(crate) use locality::Topology;
 pub use locality::{Locality, LocalityWaits};
 pub use metrics::{last_job_stats, BlockSource, JobStats, StageStats, TaskMetrics};
 pub(crate) use registry::{BlockChange, BlockRegistry};
-pub(crate) use stage::{fetch_block, RemoteRead, StageRun};
+pub(crate) use stage::{fetch_block, Polling, RemoteRead, StageRun};
 pub use summary::{summarize, JobSummary, LogSummary, StageSummary};
 
 use std::collections::HashSet;
@@ -150,7 +150,9 @@ impl<T: Data> Rdd<T> {
         let mut round = ctx.round::<ResultMsg<R>>(&format!("result-{job}"));
         while let Some(launch) = run.next_task()? {
             let split = launch.partition;
-            let outcome = run.run_task(&launch, |tc| func(tc, self.node.iterator(split, tc)))?;
+            let outcome = run.run_task(&launch, |tc| {
+                func(tc, Box::new(Polling::new(self.node.iterator(split, tc))))
+            })?;
             let msg = match outcome {
                 Ok(ok) => ResultMsg {
                     partition: split,

@@ -126,17 +126,103 @@ impl Mailbox {
     }
 }
 
+/// The stage running on this thread, for work done from inside a task: fetches, and the
+/// coordinator's bookkeeping while it runs a task of its own.
+struct Current {
+    mailbox: Rc<RefCell<Mailbox>>,
+    coordinator: Option<Rc<RefCell<Coordinator>>>,
+    ctx: Context,
+    stage: usize,
+}
+
 thread_local! {
-    static MAILBOX: RefCell<Option<Rc<RefCell<Mailbox>>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// How often a running task lets the scheduler in, at most.
+const POLL_EVERY: Duration = Duration::from_micros(200);
+
+/// Lets the scheduler in from inside a running task: answers block fetches and, on the
+/// coordinator, takes finished tasks and hands out new ones, so workers do not wait for the
+/// coordinator's own task to end.
+fn poll_during_task() {
+    let current = CURRENT.with(|c| {
+        c.borrow().as_ref().map(|c| {
+            (
+                Rc::clone(&c.mailbox),
+                c.coordinator.clone(),
+                c.ctx.clone(),
+                c.stage,
+            )
+        })
+    });
+    let Some((mailbox, coordinator, ctx, stage)) = current else {
+        return;
+    };
+    // Busy (a fetch in progress holds them): the next poll will do.
+    let Ok(mut mb) = mailbox.try_borrow_mut() else {
+        return;
+    };
+    if mb.pump(Duration::ZERO).is_err() {
+        return;
+    }
+    let Some(coordinator) = coordinator else {
+        return;
+    };
+    let Ok(mut c) = coordinator.try_borrow_mut() else {
+        return;
+    };
+    let mut kept = VecDeque::new();
+    while let Some(msg) = mb.inbox.pop_front() {
+        match msg {
+            SchedMsg::Ready { worker } => c.register(worker),
+            SchedMsg::Done { metrics, changes } => c.done(&ctx, stage, metrics, &changes),
+            other => kept.push_back(other),
+        }
+    }
+    mb.inbox = kept;
+    c.schedule(&ctx, &mut mb, Instant::now());
+}
+
+/// A task's input, letting the scheduler in every [`POLL_EVERY`] or so while it is consumed.
+pub(crate) struct Polling<I> {
+    inner: I,
+    count: u32,
+    last: Instant,
+}
+
+impl<I> Polling<I> {
+    /// Wraps a task's input iterator.
+    pub(crate) fn new(inner: I) -> Self {
+        Polling {
+            inner,
+            count: 0,
+            last: Instant::now(),
+        }
+    }
+}
+
+impl<I: Iterator> Iterator for Polling<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        self.count = self.count.wrapping_add(1);
+        if self.count.is_multiple_of(256) && self.last.elapsed() >= POLL_EVERY {
+            poll_during_task();
+            self.last = Instant::now();
+        }
+        self.inner.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
 }
 
 /// Fetches block `id` from worker `holder` in another process, serving this worker's own
 /// fetch requests while it waits. `Ok(None)` when the holder no longer has it.
 pub(crate) fn fetch_block(holder: usize, id: (usize, usize)) -> Result<Option<Vec<u8>>> {
-    let mailbox =
-        MAILBOX
-            .with(|m| m.borrow().clone())
-            .ok_or_else(|| EngineError::InvalidArgument {
+    let mailbox = CURRENT
+        .with(|c| c.borrow().as_ref().map(|c| Rc::clone(&c.mailbox)))
+        .ok_or_else(|| EngineError::InvalidArgument {
                 operation: "fetch block".into(),
                 reason: "no stage is running on this worker".into(),
             })?;
@@ -321,7 +407,7 @@ impl Coordinator {
 pub(crate) struct StageRun {
     ctx: Context,
     mailbox: Rc<RefCell<Mailbox>>,
-    coordinator: Option<Coordinator>,
+    coordinator: Option<Rc<RefCell<Coordinator>>>,
     stage: usize,
     name: String,
     tasks: usize,
@@ -350,7 +436,6 @@ impl StageRun {
             blocks: Arc::clone(&ctx.shared().blocks),
             me,
         }));
-        MAILBOX.with(|m| *m.borrow_mut() = Some(Rc::clone(&mailbox)));
         let now = Instant::now();
         let coordinator = (me == 0).then(|| {
             let topo = ctx.topology();
@@ -393,7 +478,15 @@ impl StageRun {
                 progress: StageProgress::start(ctx.conf(), stage, name, partitions.len()),
             };
             c.register(me);
-            c
+            Rc::new(RefCell::new(c))
+        });
+        CURRENT.with(|c| {
+            *c.borrow_mut() = Some(Current {
+                mailbox: Rc::clone(&mailbox),
+                coordinator: coordinator.clone(),
+                ctx: ctx.clone(),
+                stage,
+            })
         });
         StageRun {
             ctx: ctx.clone(),
@@ -417,7 +510,9 @@ impl StageRun {
             return Ok(None);
         }
         let mut mb = self.mailbox.borrow_mut();
-        if self.coordinator.is_none() && !self.asked {
+        let coordinator = self.coordinator.clone();
+        let mut coordinator = coordinator.as_ref().map(|c| c.borrow_mut());
+        if coordinator.is_none() && !self.asked {
             self.asked = true;
             let me = mb.me;
             mb.round.send_now(0, SchedMsg::Ready { worker: me });
@@ -426,7 +521,7 @@ impl StageRun {
             let now = Instant::now();
             let msgs: Vec<SchedMsg> = mb.inbox.drain(..).collect();
             for msg in msgs {
-                match (msg, &mut self.coordinator) {
+                match (msg, coordinator.as_deref_mut()) {
                     (SchedMsg::Ready { worker }, Some(c)) => c.register(worker),
                     (SchedMsg::Done { metrics, changes }, Some(c)) => {
                         c.done(&self.ctx, self.stage, metrics, &changes)
@@ -454,7 +549,7 @@ impl StageRun {
                 }
             }
             let mut park = PARK;
-            if let Some(c) = &mut self.coordinator {
+            if let Some(c) = coordinator.as_deref_mut() {
                 c.schedule(&self.ctx, &mut mb, now);
                 if let Some(mut own) = c.own.take() {
                     own.waited = now.duration_since(self.idle_since);
@@ -526,8 +621,10 @@ impl StageRun {
         };
         let changes = self.ctx.shared().blocks.take_changes(me);
         self.idle_since = Instant::now();
-        match &mut self.coordinator {
-            Some(c) => c.done(&self.ctx, self.stage, metrics, &changes),
+        match &self.coordinator {
+            Some(c) => c
+                .borrow_mut()
+                .done(&self.ctx, self.stage, metrics, &changes),
             None => {
                 let msg = SchedMsg::Done { metrics, changes };
                 self.mailbox.borrow_mut().round.send_now(0, msg);
@@ -570,6 +667,6 @@ struct MailboxGuard;
 
 impl Drop for MailboxGuard {
     fn drop(&mut self) {
-        MAILBOX.with(|m| *m.borrow_mut() = None);
+        CURRENT.with(|c| *c.borrow_mut() = None);
     }
 }

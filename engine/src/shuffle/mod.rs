@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::data::{Data, Key};
 use crate::error::{EngineError, Result, TaskFailure};
 use crate::rdd::{BoxIter, Compute, Dependency, RddBase, RddNode};
-use crate::scheduler::{StageRun, StageStats};
+use crate::scheduler::{Polling, StageRun, StageStats};
 use crate::task::TaskContext;
 
 /// Spark's `Aggregator`: how values become combiners and combiners merge.
@@ -187,7 +187,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDependency<K, V, C> {
         send: &mut dyn FnMut(usize, Vec<(K, C)>),
     ) {
         let reduces = self.partitioner.num_partitions();
-        let records = self.parent.iterator(split, tc);
+        let records = Polling::new(self.parent.iterator(split, tc));
         match &self.map_side {
             MapSide::Plain(to_c) => {
                 let mut buffers: Vec<Vec<(K, C)>> = (0..reduces).map(|_| Vec::new()).collect();
