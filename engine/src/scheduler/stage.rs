@@ -3,10 +3,11 @@
 //! Worker 0 is the coordinator: it places the tasks ([`TaskSet`]), hands them to workers as they
 //! become free, learns from each finished task what it cached (the block registry), and ends the
 //! stage for everyone with every task's metrics. Every worker, the coordinator included, runs
-//! the tasks it is given between polls of the mailbox. The same mailbox carries block fetches:
-//! a worker asked for a block it holds answers at its next poll (between tasks, or while it waits
-//! for a fetch of its own), so a busy holder answers late; the fetch-or-recompute rule counts
-//! that wait.
+//! the tasks it is given. A running task lets the scheduler in while it consumes its input
+//! (every ~200 us, [`Polling`]): the coordinator keeps taking finished tasks and handing out new
+//! ones during a task of its own, and every worker answers block fetches. A worker busy in user
+//! code that does not read its input (a long closure, a sleep) answers at its next read or
+//! between tasks; the fetch-or-recompute rule counts that wait.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -300,18 +301,17 @@ impl Coordinator {
         (self.failed || !self.set.has_pending()) && self.running.is_empty()
     }
 
-    /// How long a holder may take to answer a fetch: what is left of its current task,
-    /// judged by its mean run time in this stage (or, before any finished, the block's cost).
-    fn busy_for(&self, holder: usize, now: Instant, fallback: Duration) -> Duration {
-        match self.running.get(&holder) {
-            None => Duration::ZERO,
-            Some(since) => {
-                let mean = self
-                    .run_times
-                    .get(&holder)
-                    .map_or(fallback, |(t, n)| *t / (*n).max(1));
-                mean.saturating_sub(now.duration_since(*since))
-            }
+    /// How long a holder may take to answer a fetch: what is left of its current task. While
+    /// the task is within the holder's mean run time in this stage, the rest of that mean; once
+    /// it has run longer (or with no finished task to go by), as long again as it has run so far.
+    fn busy_for(&self, holder: usize, now: Instant) -> Duration {
+        let Some(since) = self.running.get(&holder) else {
+            return Duration::ZERO;
+        };
+        let elapsed = now.duration_since(*since);
+        match self.run_times.get(&holder) {
+            Some((total, n)) if elapsed < *total / (*n).max(1) => *total / (*n).max(1) - elapsed,
+            _ => elapsed,
         }
     }
 
@@ -335,7 +335,7 @@ impl Coordinator {
         let transfer = Duration::from_secs_f64(block.bytes as f64 / self.bandwidth);
         let (holder, estimate) = holders
             .iter()
-            .map(|&h| (h, self.busy_for(h, now, block.compute) + transfer))
+            .map(|&h| (h, self.busy_for(h, now) + transfer))
             .min_by_key(|(_, e)| *e)?;
         let from = match self.policy {
             RemotePolicy::Fetch => Some(holder),
