@@ -224,9 +224,9 @@ pub(crate) fn fetch_block(holder: usize, id: (usize, usize)) -> Result<Option<Ve
     let mailbox = CURRENT
         .with(|c| c.borrow().as_ref().map(|c| Rc::clone(&c.mailbox)))
         .ok_or_else(|| EngineError::InvalidArgument {
-                operation: "fetch block".into(),
-                reason: "no stage is running on this worker".into(),
-            })?;
+            operation: "fetch block".into(),
+            reason: "no stage is running on this worker".into(),
+        })?;
     let mut mb = mailbox.borrow_mut();
     let me = mb.me;
     let request = SchedMsg::Fetch {
