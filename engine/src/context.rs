@@ -131,8 +131,8 @@ impl Context {
     }
 
     /// Where the workers live.
-    pub(crate) fn topology(&self) -> Topology {
-        self.inner.topology.clone()
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 
     /// The delay-scheduling waits of the stages this context submits.

@@ -268,7 +268,6 @@ enum RemotePolicy {
 struct Coordinator {
     set: TaskSet,
     partitions: Vec<usize>,
-    placements: Vec<Placement>,
     registered: Vec<bool>,
     free: Vec<usize>,
     /// Running workers: since when, and the task's partition.
@@ -325,7 +324,7 @@ impl Coordinator {
         task: usize,
         now: Instant,
     ) -> Option<RemoteRead> {
-        let block = self.placements[task].block?;
+        let block = self.set.placement(task).block?;
         let topo = ctx.topology();
         let registry = ctx.inner.registry.borrow();
         let holders = registry.holders(block.id);
@@ -444,7 +443,7 @@ impl StageRun {
                 let registry = ctx.inner.registry.borrow();
                 partitions
                     .iter()
-                    .map(|&p| registry.placement(rdd, p, &topo, peers))
+                    .map(|&p| registry.placement(rdd, p, topo, peers))
                     .collect()
             };
             let conf = ctx.conf();
@@ -463,9 +462,8 @@ impl StageRun {
                 tasks: partitions.len(),
             });
             let mut c = Coordinator {
-                set: TaskSet::new(placements.clone(), ctx.locality_waits(), topo, now),
+                set: TaskSet::new(placements, ctx.locality_waits(), topo.clone(), now),
                 partitions: partitions.to_vec(),
-                placements,
                 registered: vec![false; peers],
                 free: Vec::new(),
                 running: HashMap::new(),

@@ -62,6 +62,11 @@ impl TaskSet {
         set
     }
 
+    /// Where task `task`'s input lives.
+    pub(crate) fn placement(&self, task: usize) -> &Placement {
+        &self.placements[task]
+    }
+
     /// Whether tasks are still waiting to be launched.
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
