@@ -142,21 +142,7 @@ object EmberBench {
     val times = (1 to iterations).map { _ =>
       val (_, s) = timed {
         val wb = w
-        val grad = points.map { p =>
-          var dot = 0.0
-          var j = 0
-          while (j < LrFeatures) { dot += wb(j) * p.x(j); j += 1 }
-          val scale = (1.0 / (1.0 + math.exp(-p.y * dot)) - 1.0) * p.y
-          val g = new Array[Double](LrFeatures)
-          j = 0
-          while (j < LrFeatures) { g(j) = p.x(j) * scale; j += 1 }
-          g
-        }.reduce { (a, b) =>
-          val s = new Array[Double](LrFeatures)
-          var j = 0
-          while (j < LrFeatures) { s(j) = a(j) + b(j); j += 1 }
-          s
-        }
+        val grad = points.map(p => Gradient.of(wb, p)).reduce(Gradient.add)
         w = Array.tabulate(LrFeatures)(j => wb(j) - grad(j) / n.toDouble)
       }
       s

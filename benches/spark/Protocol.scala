@@ -54,3 +54,28 @@ object Protocol {
 
 /** A logistic-regression point. */
 case class Point(x: Array[Double], y: Double)
+
+/** The logistic-regression step shared by the LR jobs (same formula as benches/src/protocol.rs). */
+object Gradient {
+  import Protocol.LrFeatures
+
+  /** One point's gradient contribution under weights `wb`. */
+  def of(wb: Array[Double], p: Point): Array[Double] = {
+    var dot = 0.0
+    var j = 0
+    while (j < LrFeatures) { dot += wb(j) * p.x(j); j += 1 }
+    val scale = (1.0 / (1.0 + math.exp(-p.y * dot)) - 1.0) * p.y
+    val g = new Array[Double](LrFeatures)
+    j = 0
+    while (j < LrFeatures) { g(j) = p.x(j) * scale; j += 1 }
+    g
+  }
+
+  /** The sum of two gradients (the reduce of every iteration). */
+  def add(a: Array[Double], b: Array[Double]): Array[Double] = {
+    val s = new Array[Double](LrFeatures)
+    var j = 0
+    while (j < LrFeatures) { s(j) = a(j) + b(j); j += 1 }
+    s
+  }
+}

@@ -174,22 +174,8 @@ object StragglerBench {
   def step(pts: RDD[Point], wb: Array[Double], n: Long, slowMs: Long, slowExecutor: String): Array[Double] = {
     val grad = pts.mapPartitions { it =>
       if (SparkEnv.get.executorId == slowExecutor) Thread.sleep(slowMs)
-      it.map { p =>
-        var dot = 0.0
-        var j = 0
-        while (j < LrFeatures) { dot += wb(j) * p.x(j); j += 1 }
-        val scale = (1.0 / (1.0 + math.exp(-p.y * dot)) - 1.0) * p.y
-        val g = new Array[Double](LrFeatures)
-        j = 0
-        while (j < LrFeatures) { g(j) = p.x(j) * scale; j += 1 }
-        g
-      }
-    }.reduce { (a, b) =>
-      val s = new Array[Double](LrFeatures)
-      var j = 0
-      while (j < LrFeatures) { s(j) = a(j) + b(j); j += 1 }
-      s
-    }
+      it.map(p => Gradient.of(wb, p))
+    }.reduce(Gradient.add)
     Array.tabulate(LrFeatures)(j => wb(j) - grad(j) / n.toDouble)
   }
 
