@@ -1,5 +1,7 @@
 //! The classic log-mining session: keep the ERROR lines, split on tabs, keep the message, cache
 //! it, then count messages mentioning "foo" and "bar". The second and third counts read the cache.
+//! The lines are filtered and split while borrowed from the reader (`text_file_filter_map`), so
+//! the lines dropped are never copied.
 //!
 //! `cargo run --release --example log_mining [LOGFILE] [key=value...]` (generates a sample log
 //! of one million lines when no file is given).
@@ -17,10 +19,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => common::sample_log(1_000_000),
     };
     let report = ember::engine::run(conf, move |ctx| -> Result<Vec<String>, EngineError> {
-        let lines = ctx.text_file(&path, ctx.num_workers() * 2)?;
-        let errors = lines.filter(|l| l.starts_with("ERROR"));
-        let messages = errors
-            .map(|l| l.split('\t').nth(2).unwrap_or("").to_string())
+        // Spark's `textFile(..).filter(..).map(..)`, parsed as the lines are read: only the
+        // messages kept are copied out of the reader's buffer.
+        let messages = ctx
+            .text_file_filter_map(&path, ctx.num_workers() * 2, |l| {
+                l.starts_with("ERROR")
+                    .then(|| l.split('\t').nth(2).unwrap_or("").to_string())
+            })?
             .cache();
         let mut out = Vec::new();
         for word in ["foo", "bar"] {

@@ -222,31 +222,46 @@ fn invalid_utf8_names_file_and_offset_or_is_replaced_in_lossy_mode() {
     bytes.extend_from_slice(b"cd\nlast\n");
     std::fs::write(&path, &bytes).unwrap();
     let p = path.clone();
-    let err = ember::engine::run(conf(2), move |ctx| {
-        ctx.text_file(&p, 3).unwrap().collect().unwrap_err()
+    let errs = ember::engine::run(conf(2), move |ctx| {
+        [
+            ctx.text_file(&p, 3).unwrap().count().unwrap_err(),
+            ctx.text_file_filter_map(&p, 3, |l| Some(l.len()))
+                .unwrap()
+                .count()
+                .unwrap_err(),
+        ]
     })
     .unwrap();
-    match err {
-        EngineError::JobFailed {
-            cause, attempts, ..
-        } => {
-            assert!(
-                cause.contains("bad.txt") && cause.contains("byte offset 14"),
-                "{cause}"
-            );
-            assert_eq!(attempts, 1);
+    for err in errs {
+        match err {
+            EngineError::JobFailed {
+                cause, attempts, ..
+            } => {
+                assert!(
+                    cause.contains("bad.txt") && cause.contains("byte offset 14"),
+                    "{cause}"
+                );
+                assert_eq!(attempts, 1);
+            }
+            other => panic!("expected JobFailed, got {other:?}"),
         }
-        other => panic!("expected JobFailed, got {other:?}"),
     }
     let lossy = conf(2).with("ember.text.invalidUtf8", "lossy").unwrap();
-    let lines = ember::engine::run(lossy, move |ctx| {
-        ctx.text_file(&path, 3).unwrap().collect().unwrap()
+    let (lines, parsed) = ember::engine::run(lossy, move |ctx| {
+        let lines = ctx.text_file(&path, 3).unwrap().collect().unwrap();
+        let parsed = ctx
+            .text_file_filter_map(&path, 3, |l| l.contains('\u{fffd}').then_some(l.len()))
+            .unwrap()
+            .collect()
+            .unwrap();
+        (lines, parsed)
     })
     .unwrap();
     assert_eq!(
         lines,
         vec!["hello", "world", "ab\u{fffd}\u{fffd}cd", "last"]
     );
+    assert_eq!(parsed, vec!["ab\u{fffd}\u{fffd}cd".len()]);
 }
 
 #[test]

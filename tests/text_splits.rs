@@ -28,8 +28,21 @@ proptest! {
             expected.pop();
         }
         let conf = Conf::new().with("ember.master", &format!("local[{workers}]")).unwrap();
-        let got = ember::engine::run(conf, move |ctx| ctx.text_file(&path, splits).unwrap().collect().unwrap()).unwrap();
+        let (got, parsed) = ember::engine::run(conf, move |ctx| {
+            let lines = ctx.text_file(&path, splits).unwrap().collect().unwrap();
+            // Parsing borrowed lines drops and keeps exactly what a map over owned ones would.
+            let parsed = ctx
+                .text_file_filter_map(&path, splits, |l| (l.len() % 2 == 0).then(|| l.to_uppercase()))
+                .unwrap()
+                .collect()
+                .unwrap();
+            (lines, parsed)
+        })
+        .unwrap();
+        let want_parsed: Vec<String> =
+            expected.iter().filter(|l| l.len() % 2 == 0).map(|l| l.to_uppercase()).collect();
         prop_assert_eq!(got, expected);
+        prop_assert_eq!(parsed, want_parsed);
     }
 }
 

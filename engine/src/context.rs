@@ -245,11 +245,54 @@ impl Context {
     /// is `lossy`.
     #[track_caller]
     pub fn text_file(&self, path: impl AsRef<Path>, min_partitions: usize) -> Result<Rdd<String>> {
-        check_partitions("text_file", min_partitions)?;
+        self.text_source("text_file", path.as_ref(), min_partitions, |line: &str| {
+            Some(line.to_owned())
+        })
+    }
+
+    /// The lines of a text file (as [`Context::text_file`]) parsed as they are read: `f` sees
+    /// each line borrowed from the reader's buffer and keeps what it returns; `None` drops the
+    /// line. The same as `text_file(path, n)?.flat_map(|line| f(&line))`, without building a
+    /// `String` per line first: on log-like text that copy costs about as much as reading and
+    /// splitting the lines (see `benches/storage/README.md`).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("log.txt");
+    /// std::fs::write(&path, "INFO up\nERROR disk full\nINFO ok\nERROR disk full\n").unwrap();
+    /// let errors = ember_engine::run(ember_engine::Conf::new(), move |ctx| {
+    ///     ctx.text_file_filter_map(&path, 2, |line| {
+    ///         line.strip_prefix("ERROR ").map(str::to_owned)
+    ///     })?
+    ///     .collect()
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// assert_eq!(errors, ["disk full", "disk full"]);
+    /// ```
+    #[track_caller]
+    pub fn text_file_filter_map<T: Data>(
+        &self,
+        path: impl AsRef<Path>,
+        min_partitions: usize,
+        f: impl Fn(&str) -> Option<T> + 'static,
+    ) -> Result<Rdd<T>> {
+        self.text_source("text_file_filter_map", path.as_ref(), min_partitions, f)
+    }
+
+    #[track_caller]
+    fn text_source<T: Data>(
+        &self,
+        op: &str,
+        path: &Path,
+        min_partitions: usize,
+        f: impl Fn(&str) -> Option<T> + 'static,
+    ) -> Result<Rdd<T>> {
+        check_partitions(op, min_partitions)?;
         let lossy = self.conf().get("ember.text.invalidUtf8") == Some("lossy");
-        let url = path.as_ref().to_string_lossy();
-        let source = TextFile::open(&url, min_partitions, lossy, self.conf().storage_config())?;
-        Ok(Rdd::from_source(self, "text_file", source))
+        let url = path.to_string_lossy();
+        let source = TextFile::open(&url, min_partitions, lossy, self.conf().storage_config(), f)?;
+        Ok(Rdd::from_source(self, op, source))
     }
 
     /// `(url, whole text)` of every file matched by `path` (Spark's `wholeTextFiles`), one file

@@ -1,8 +1,9 @@
 //! Storage benchmarks (run through `benches/storage/run.sh`; numbers are printed, never asserted):
 //!
 //! 1. text: line iteration over splits (storage-level readers, and the engine's
-//!    `text_file(..).count()` on 1 and 2 local workers) vs a raw read of the same file through the
-//!    same store path with no parsing, on as many threads (target: >= 70%);
+//!    `text_file(..).count()` and `text_file_filter_map(..).count()` on 1 and 2 local workers) vs
+//!    a raw read of the same file through the same store path with no parsing, on as many
+//!    threads (target: >= 70%), with the file in the page cache and evicted from it;
 //! 2. Parquet: scan with a projection on 2 worker threads vs pyarrow `read_table(columns=...)` on
 //!    the same file in the same run (when `EMBER_BENCH_PYTHON` points at a Python with pyarrow);
 //! 3. S3: our streaming reader vs a plain `object_store` GET loop on the same `s3s-fs` server (when
@@ -153,21 +154,56 @@ fn raw_store_read(splits: &[Split], cfg: &StorageConfig, threads: usize) -> u64 
     })
 }
 
-/// `text_file(url).count()` on the engine with `workers` local workers (their start included).
-fn engine_count(url: &str, workers: usize) -> u64 {
+/// How the engine reads the lines it counts.
+#[derive(Clone, Copy)]
+enum EngineLines {
+    /// `text_file`: an owned `String` per line (`Rdd<String>`).
+    Owned,
+    /// `text_file_filter_map`: each line borrowed by the parse function (here, its length).
+    Parsed,
+}
+
+/// `text_file(url).count()` (or its borrowed-line twin) on the engine with `workers` local workers
+/// (their start included).
+fn engine_count(url: &str, workers: usize, how: EngineLines) -> u64 {
     let conf = ember_engine::Conf::new()
         .with("ember.master", &format!("local[{workers}]"))
         .unwrap();
     let url = url.to_string();
-    ember_engine::run(conf, move |ctx| {
-        ctx.text_file(&url, workers).unwrap().count().unwrap()
+    ember_engine::run(conf, move |ctx| match how {
+        EngineLines::Owned => ctx.text_file(&url, workers).unwrap().count().unwrap(),
+        EngineLines::Parsed => ctx
+            .text_file_filter_map(&url, workers, |l| Some(l.len() as u32))
+            .unwrap()
+            .count()
+            .unwrap(),
     })
     .unwrap()
 }
 
-/// Line throughput against the raw read of the same file, in the same run: every round runs each
-/// variant once (so load changes hit all of them alike) and each figure is the median of the
-/// rounds.
+/// Drops `path` from this machine's page cache (`posix_fadvise(DONTNEED)`, no privileges
+/// needed), so the next read of it goes to the disk device.
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: a valid open descriptor; offset 0 and length 0 mean the whole file.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise on {}", path.display());
+}
+
+/// One measured variant: its name, the variant it is compared with (a raw read), and whether it
+/// reads with the file evicted from the page cache.
+struct Variant<'a> {
+    name: &'static str,
+    baseline: Option<usize>,
+    cold: bool,
+    run: Box<dyn Fn() + 'a>,
+}
+
+/// Line throughput against the raw read of the same file, in the same run, with the file in the
+/// page cache (warm: the raw read is a memory copy) and evicted from it before every variant
+/// (cold: the raw read is the disk's speed). Every round runs each variant once (so load changes
+/// hit all of them alike) and each figure is the median of the rounds.
 fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64, rounds: usize) {
     let path = dir.join(name);
     gen_text(&path, mb, utf8_every);
@@ -225,36 +261,128 @@ fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64, rounds: usize) {
     let (lines, bytes) = each();
     assert_eq!(next_line(), (lines, bytes));
     assert_eq!(owned(), lines);
-    let names = [
-        "raw read, std::fs::File, 1 MiB reads, 1 thread",
-        "raw read, ObjectReader (same store path), 1 thread",
-        "LineReader::for_each_line (&str)",
-        "LineReader::next_line (borrowed &str)",
-        "LineReader iterator (owned String)",
-        "engine text_file(..).count(), local[1]",
-        "raw read, ObjectReader, 2 threads",
-        "engine text_file(..).count(), local[2]",
+    let (splits_ref, cfg_ref) = (&splits, &cfg);
+    let raw = |threads| move || assert_eq!(raw_store_read(splits_ref, cfg_ref, threads), len);
+    let engine = |workers, how| move || assert_eq!(engine_count(url, workers, how), lines);
+    let v = |name, baseline, cold, run| Variant {
+        name,
+        baseline,
+        cold,
+        run,
+    };
+    use EngineLines::{Owned, Parsed};
+    let variants = [
+        // Warm: 0..=9.
+        v(
+            "raw read, std::fs::File, 1 MiB reads, 1 thread",
+            None,
+            false,
+            Box::new(|| assert_eq!(raw_file(), len)),
+        ),
+        v(
+            "raw read, ObjectReader (same store path), 1 thread",
+            None,
+            false,
+            Box::new(raw(1)),
+        ),
+        v(
+            "LineReader::for_each_line (&str)",
+            Some(1),
+            false,
+            Box::new(|| assert_eq!(each().0, lines)),
+        ),
+        v(
+            "LineReader::next_line (borrowed &str)",
+            Some(1),
+            false,
+            Box::new(|| assert_eq!(next_line().0, lines)),
+        ),
+        v(
+            "LineReader iterator (owned String)",
+            Some(1),
+            false,
+            Box::new(|| assert_eq!(owned(), lines)),
+        ),
+        v(
+            "engine text_file(..).count(), local[1]",
+            Some(1),
+            false,
+            Box::new(engine(1, Owned)),
+        ),
+        v(
+            "engine text_file_filter_map(..).count(), local[1]",
+            Some(1),
+            false,
+            Box::new(engine(1, Parsed)),
+        ),
+        v(
+            "raw read, ObjectReader, 2 threads",
+            None,
+            false,
+            Box::new(raw(2)),
+        ),
+        v(
+            "engine text_file(..).count(), local[2]",
+            Some(7),
+            false,
+            Box::new(engine(2, Owned)),
+        ),
+        v(
+            "engine text_file_filter_map(..).count(), local[2]",
+            Some(7),
+            false,
+            Box::new(engine(2, Parsed)),
+        ),
+        // Cold: 10..=15.
+        v(
+            "raw read, ObjectReader, 1 thread",
+            None,
+            true,
+            Box::new(raw(1)),
+        ),
+        v(
+            "engine text_file(..).count(), local[1]",
+            Some(10),
+            true,
+            Box::new(engine(1, Owned)),
+        ),
+        v(
+            "engine text_file_filter_map(..).count(), local[1]",
+            Some(10),
+            true,
+            Box::new(engine(1, Parsed)),
+        ),
+        v(
+            "raw read, ObjectReader, 2 threads",
+            None,
+            true,
+            Box::new(raw(2)),
+        ),
+        v(
+            "engine text_file(..).count(), local[2]",
+            Some(13),
+            true,
+            Box::new(engine(2, Owned)),
+        ),
+        v(
+            "engine text_file_filter_map(..).count(), local[2]",
+            Some(13),
+            true,
+            Box::new(engine(2, Parsed)),
+        ),
     ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     let load_before = load_average();
     for _ in 0..rounds {
-        let timed = |f: &mut dyn FnMut()| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        };
-        let samples = [
-            timed(&mut || assert_eq!(raw_file(), len)),
-            timed(&mut || assert_eq!(raw_store_read(&splits, &cfg, 1), len)),
-            timed(&mut || assert_eq!(each().0, lines)),
-            timed(&mut || assert_eq!(next_line().0, lines)),
-            timed(&mut || assert_eq!(owned(), lines)),
-            timed(&mut || assert_eq!(engine_count(url, 1), lines)),
-            timed(&mut || assert_eq!(raw_store_read(&splits, &cfg, 2), len)),
-            timed(&mut || assert_eq!(engine_count(url, 2), lines)),
-        ];
-        for (t, s) in times.iter_mut().zip(samples) {
-            t.push(s);
+        for (v, t) in variants.iter().zip(&mut times) {
+            if v.cold {
+                evict(&path);
+            } else {
+                assert_eq!(raw_file(), len);
+            }
+            let start = Instant::now();
+            (v.run)();
+            t.push(start.elapsed());
         }
     }
     let med: Vec<Duration> = times.into_iter().map(median).collect();
@@ -265,20 +393,23 @@ fn bench_text(dir: &Path, name: &str, mb: u64, utf8_every: u64, rounds: usize) {
         splits.len(),
         load_average()
     );
-    for (i, name) in names.iter().enumerate() {
-        let vs = match i {
-            0 | 1 | 6 => String::new(),
-            7 => format!(
-                "  = {:.0}% of the 2-thread raw read",
-                100.0 * med[6].as_secs_f64() / med[i].as_secs_f64()
-            ),
-            _ => format!(
-                "  = {:.0}% of raw (File), {:.0}% of raw (ObjectReader)",
-                100.0 * med[0].as_secs_f64() / med[i].as_secs_f64(),
-                100.0 * med[1].as_secs_f64() / med[i].as_secs_f64()
-            ),
-        };
-        println!("text: {name:52} {:8.0} MB/s{vs}", mbps(len, med[i]));
+    for (i, v) in variants.iter().enumerate() {
+        if i == 0 || i == 10 {
+            let what = if v.cold {
+                "cold: the file evicted from the page cache before every variant"
+            } else {
+                "warm: the file in the page cache (the raw read is a memory copy)"
+            };
+            println!("text: {what}");
+        }
+        let vs = v.baseline.map_or(String::new(), |b| {
+            format!(
+                "  = {:.0}% of \"{}\"",
+                100.0 * med[b].as_secs_f64() / med[i].as_secs_f64(),
+                variants[b].name
+            )
+        });
+        println!("text: {:52} {:8.0} MB/s{vs}", v.name, mbps(len, med[i]));
     }
 }
 
