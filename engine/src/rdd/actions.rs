@@ -113,7 +113,7 @@ impl<T: Data> Rdd<T> {
 
     /// Runs `f` on every partition's iterator.
     pub fn foreach_partition(&self, f: impl Fn(crate::rdd::BoxIter<T>)) -> Result<()> {
-        self.run_partitions("foreach_partition", |_, it| f(it))?;
+        self.run_partitions("foreach_partition", |_, it| f(Box::new(it)))?;
         Ok(())
     }
 

@@ -299,7 +299,7 @@ impl<T: Data> Rdd<T> {
         let tasks = Rc::clone(&committer);
         let written = self.run_partitions("save", move |tc, it| {
             let mut attempt = tasks.task(tc.partition, tc.attempt as u32);
-            match write(&mut attempt, it) {
+            match write(&mut attempt, Box::new(it)) {
                 Ok(()) => Some(attempt.commit()),
                 Err(e) => {
                     let _ = attempt.abort();

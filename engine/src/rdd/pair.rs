@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use crate::data::{Data, Key};
 use crate::error::Result;
-use crate::rdd::{BoxIter, Rdd, RddBase};
+use crate::rdd::{Rdd, RddBase};
 use crate::shuffle::{
     combine_into, combined, Aggregator, CoGrouped, HashPartitioner, MapSide, Partitioner,
     RangePartitioner, ShuffleDependency, Shuffled, Side,
@@ -400,15 +400,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     {
         // About 20 samples per output partition, over-sampled 3x as Spark does.
         let per_partition = (60 * partitions).div_ceil(self.num_partitions()).max(1);
-        let sketches =
-            self.keys()
-                .run_partitions("sort_by_key sampling", move |tc, it: BoxIter<K>| {
-                    reservoir(
-                        it,
-                        per_partition,
-                        crate::shuffle::mix64(tc.partition as u64),
-                    )
-                })?;
+        let sketches = self
+            .keys()
+            .run_partitions("sort_by_key sampling", move |tc, it| {
+                reservoir(
+                    it,
+                    per_partition,
+                    crate::shuffle::mix64(tc.partition as u64),
+                )
+            })?;
         let mut samples = Vec::new();
         for (count, sample) in sketches {
             if sample.is_empty() {
@@ -450,7 +450,7 @@ fn or_none<T>(values: Vec<T>) -> Vec<Option<T>> {
 }
 
 /// Reservoir sample of up to `size` items and the total count, with a deterministic seed.
-fn reservoir<T>(it: BoxIter<T>, size: usize, seed: u64) -> (u64, Vec<T>) {
+fn reservoir<T>(it: impl Iterator<Item = T>, size: usize, seed: u64) -> (u64, Vec<T>) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut sample = Vec::with_capacity(size);

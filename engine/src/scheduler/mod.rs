@@ -19,7 +19,7 @@ pub(crate) use locality::Topology;
 pub use locality::{Locality, LocalityWaits};
 pub use metrics::{last_job_stats, BlockSource, JobStats, StageStats, TaskMetrics};
 pub(crate) use registry::{BlockChange, BlockRegistry};
-pub(crate) use stage::{fetch_block, Polling, RemoteRead, StageRun};
+pub(crate) use stage::{fetch_block, Polling, RemoteRead, StageRun, TaskInput};
 pub use summary::{summarize, JobSummary, LogSummary, StageSummary};
 
 use std::collections::HashSet;
@@ -33,7 +33,7 @@ use crate::accumulator::AccUpdate;
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::{EngineError, Result, TaskFailure};
-use crate::rdd::{BoxIter, Dependency, Rdd, RddBase};
+use crate::rdd::{Dependency, Rdd, RddBase};
 use crate::shuffle::ShuffleDepBase;
 use crate::task::{in_task, TaskContext};
 
@@ -80,7 +80,7 @@ impl<T: Data> Rdd<T> {
     pub(crate) fn run_partitions<R: ExchangeData + Clone>(
         &self,
         action: &str,
-        func: impl Fn(&Rc<TaskContext>, BoxIter<T>) -> R,
+        func: impl Fn(&Rc<TaskContext>, TaskInput<T>) -> R,
     ) -> Result<Vec<R>> {
         let all: Vec<usize> = (0..self.num_partitions()).collect();
         self.run_partitions_subset(action, &all, func)
@@ -91,7 +91,7 @@ impl<T: Data> Rdd<T> {
         &self,
         action: &str,
         partitions: &[usize],
-        func: impl Fn(&Rc<TaskContext>, BoxIter<T>) -> R,
+        func: impl Fn(&Rc<TaskContext>, TaskInput<T>) -> R,
     ) -> Result<Vec<R>> {
         if in_task() {
             return Err(EngineError::InvalidArgument {
@@ -132,7 +132,7 @@ impl<T: Data> Rdd<T> {
         job: usize,
         action: &str,
         partitions: &[usize],
-        func: &impl Fn(&Rc<TaskContext>, BoxIter<T>) -> R,
+        func: &impl Fn(&Rc<TaskContext>, TaskInput<T>) -> R,
         stats: &mut JobStats,
     ) -> Result<Vec<R>> {
         for dep in missing_shuffles(&self.base()) {
@@ -151,7 +151,7 @@ impl<T: Data> Rdd<T> {
         while let Some(launch) = run.next_task()? {
             let split = launch.partition;
             let outcome = run.run_task(&launch, |tc| {
-                func(tc, Box::new(Polling::new(self.node.iterator(split, tc))))
+                func(tc, Polling::new(self.node.iterator(split, tc)))
             })?;
             let msg = match outcome {
                 Ok(ok) => ResultMsg {

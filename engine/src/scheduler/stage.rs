@@ -185,6 +185,10 @@ fn poll_during_task() {
     c.schedule(&ctx, &mut mb, Instant::now());
 }
 
+/// What a result task's function reads: its partition, polled. Not boxed again, so an action's
+/// loop (`count`, `fold`...) makes one dynamic call per element, not two.
+pub(crate) type TaskInput<T> = Polling<crate::rdd::BoxIter<T>>;
+
 /// A task's input, letting the scheduler in every [`POLL_EVERY`] or so while it is consumed.
 pub(crate) struct Polling<I> {
     inner: I,
