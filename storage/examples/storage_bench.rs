@@ -166,9 +166,18 @@ enum EngineLines {
 /// `text_file(url).count()` (or its borrowed-line twin) on the engine with `workers` local workers
 /// (their start included).
 fn engine_count(url: &str, workers: usize, how: EngineLines) -> u64 {
-    let conf = ember_engine::Conf::new()
+    engine_count_with(url, workers, how, &[])
+}
+
+/// [`engine_count`] with more configuration (an S3 endpoint and its keys).
+fn engine_count_with(url: &str, workers: usize, how: EngineLines, conf: &[(&str, &str)]) -> u64 {
+    let mut c = ember_engine::Conf::new()
         .with("ember.master", &format!("local[{workers}]"))
         .unwrap();
+    for (k, v) in conf {
+        c = c.with(k, v).unwrap();
+    }
+    let conf = c;
     let url = url.to_string();
     ember_engine::run(conf, move |ctx| match how {
         EngineLines::Owned => ctx.text_file(&url, workers).unwrap().count().unwrap(),
@@ -601,12 +610,18 @@ fn bench_s3(dir: &Path, mb: u64) {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let cfg = StorageConfig::new()
-        .with("ember.s3.endpoint", format!("http://127.0.0.1:{port}"))
-        .with("ember.s3.accessKey", "bench")
-        .with("ember.s3.secretKey", "benchsecret")
-        .with("ember.s3.region", "us-east-1");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let s3_conf = [
+        ("ember.s3.endpoint", endpoint.as_str()),
+        ("ember.s3.accessKey", "bench"),
+        ("ember.s3.secretKey", "benchsecret"),
+        ("ember.s3.region", "us-east-1"),
+    ];
+    let cfg = s3_conf
+        .iter()
+        .fold(StorageConfig::new(), |c, (k, v)| c.with(*k, *v));
     let text = dir.join("log-ascii.txt");
+    gen_text(&text, mb, 16);
     let mut data = std::fs::read(&text).unwrap();
     data.truncate((mb << 20) as usize);
     let len = data.len() as u64;
@@ -660,7 +675,15 @@ fn bench_s3(dir: &Path, mb: u64) {
         }
         lines
     });
+    let url = "s3://bench/data.txt";
+    let (t_engine, n_engine) = best(3, || {
+        engine_count_with(url, 2, EngineLines::Owned, &s3_conf)
+    });
+    let (t_parsed, n_parsed) = best(3, || {
+        engine_count_with(url, 2, EngineLines::Parsed, &s3_conf)
+    });
     assert_eq!((n_plain, n_single, n_ours), (len, len, len));
+    assert_eq!(n_engine, n_parsed);
     println!(
         "s3: object {:.0} MB on s3s-fs at 127.0.0.1, readChunk {} MiB",
         len as f64 / 1e6,
@@ -680,10 +703,20 @@ fn bench_s3(dir: &Path, mb: u64) {
         mbps(len, t_ours),
         100.0 * t_plain.as_secs_f64() / t_ours.as_secs_f64()
     );
-    println!(
-        "s3: ember text splits -> lines              {:8.0} MB/s",
-        mbps(len, t_lines)
-    );
+    for (name, t) in [
+        ("ember text splits -> lines, 1 thread", t_lines),
+        ("engine text_file(..).count(), local[2]", t_engine),
+        (
+            "engine text_file_filter_map(..).count(), local[2]",
+            t_parsed,
+        ),
+    ] {
+        println!(
+            "s3: {name:50} {:8.0} MB/s  = {:.0}% of the single GET",
+            mbps(len, t),
+            100.0 * t_single.as_secs_f64() / t.as_secs_f64()
+        );
+    }
 }
 
 fn main() {
@@ -695,8 +728,11 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let rounds = arg("--rounds", 5) as usize;
-    bench_text(&dir, "log-ascii.txt", arg("--text-mb", 512), 16, rounds);
-    bench_text(&dir, "log-utf8.txt", arg("--text-mb", 512) / 2, 1, rounds);
+    let text_mb = arg("--text-mb", 512);
+    if text_mb > 0 {
+        bench_text(&dir, "log-ascii.txt", text_mb, 16, rounds);
+        bench_text(&dir, "log-utf8.txt", text_mb / 2, 1, rounds);
+    }
     bench_parquet(&dir, arg("--parquet-rows", 10_000_000) as usize);
     bench_s3(&dir, arg("--s3-mb", 256));
 }
