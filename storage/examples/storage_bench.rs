@@ -6,10 +6,12 @@
 //!    threads (target: >= 70%), with the file in the page cache and evicted from it;
 //! 2. Parquet: scan with a projection on 2 worker threads vs pyarrow `read_table(columns=...)` on
 //!    the same file in the same run (when `EMBER_BENCH_PYTHON` points at a Python with pyarrow);
-//! 3. S3: our streaming reader vs a plain `object_store` GET loop on the same `s3s-fs` server (when
-//!    the binary is found, see `.ci/setup.d/40-s3s.sh`).
+//! 3. S3: our streaming reader vs a plain `object_store` GET loop, and text lines (storage reader
+//!    and engine) vs a plain single GET of the same object, on the same `s3s-fs` server (when the
+//!    binary is found, see `.ci/setup.d/40-s3s.sh`).
 //!
-//! Usage: `storage_bench [--dir DIR] [--text-mb N] [--rounds N] [--parquet-rows N] [--s3-mb N]`.
+//! Usage: `storage_bench [--dir DIR] [--text-mb N] [--rounds N] [--parquet-rows N] [--s3-mb N]`
+//! (0 skips a part).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -733,6 +735,12 @@ fn main() {
         bench_text(&dir, "log-ascii.txt", text_mb, 16, rounds);
         bench_text(&dir, "log-utf8.txt", text_mb / 2, 1, rounds);
     }
-    bench_parquet(&dir, arg("--parquet-rows", 10_000_000) as usize);
-    bench_s3(&dir, arg("--s3-mb", 256));
+    let rows = arg("--parquet-rows", 10_000_000) as usize;
+    if rows > 0 {
+        bench_parquet(&dir, rows);
+    }
+    let s3_mb = arg("--s3-mb", 256);
+    if s3_mb > 0 {
+        bench_s3(&dir, s3_mb);
+    }
 }
