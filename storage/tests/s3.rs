@@ -269,3 +269,92 @@ fn s3_server_going_away_mid_read_is_a_clear_bounded_error() {
     // Bounded by retryTimeout (3s) plus backoff; generous margin for slow CI machines.
     assert!(took < Duration::from_secs(30), "took {took:?}");
 }
+
+/// Lines of pseudo-random letters (with a multi-byte character now and then): text that gzip
+/// cannot shrink much, so `bytes` of it compress to well over a megabyte.
+fn random_text(bytes: usize, seed: u64) -> String {
+    let mut x = seed.wrapping_mul(6364136223846793005) | 1;
+    let mut s = String::with_capacity(bytes + 128);
+    while s.len() < bytes {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = (x >> 58) as usize + 20;
+        for k in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push(if k % 37 == 36 {
+                'é'
+            } else {
+                (b'a' + (x % 26) as u8) as char
+            });
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn s3_compressed_globs_are_read_whole_and_truncation_is_named() {
+    use std::io::Write;
+    let server = S3Server::start();
+    let bucket = server.bucket("logs");
+    let cfg = server
+        .config()
+        .with("ember.storage.readChunk", "256k")
+        .with("ember.storage.maxSplitBytes", "64k");
+    let put = |name: &str, bytes: Vec<u8>| {
+        Location::resolve(&format!("{bucket}/logs/{name}"), &cfg)
+            .unwrap()
+            .put(bytes)
+            .unwrap();
+    };
+    let gzip = |text: &str| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    };
+    // A small gzip file (decoded in line), a large one (decoded by the read-ahead thread, over
+    // many ranged GETs), and files the glob must not match.
+    let day1 = random_text(2 << 20, 1);
+    let day2 = random_text(5000, 2);
+    let big = gzip(&day1);
+    assert!(big.len() > 1 << 20, "{} compressed bytes", big.len());
+    put("day1.txt.gz", big);
+    put("day2.txt.gz", gzip(&day2));
+    put("day3.txt", b"plain\n".to_vec());
+    let mut lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    lz.write_all(day2.as_bytes()).unwrap();
+    put("day4.txt.lz4", lz.finish().unwrap());
+
+    let glob = format!("{bucket}/logs/*.gz");
+    let splits = text_splits(&glob, 8, &cfg).unwrap();
+    assert_eq!(splits.len(), 2, "compressed files are never split");
+    let expected: Vec<String> = day1
+        .lines()
+        .chain(day2.lines())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines_of(&glob, 8, &cfg), expected);
+    let lz4_lines = lines_of(&format!("{bucket}/logs/*.lz4"), 8, &cfg);
+    assert_eq!(lz4_lines, day2.lines().collect::<Vec<_>>());
+
+    // Cut short on the server: a typed decompression error naming the object.
+    let whole = gzip(&day2);
+    put("day5.txt.gz", whole[..whole.len() / 2].to_vec());
+    let url = format!("{bucket}/logs/day5.txt.gz");
+    let split = &text_splits(&url, 1, &cfg).unwrap()[0];
+    let result: Result<Vec<String>, _> = LineReader::open(split, &cfg, Utf8Mode::Strict)
+        .unwrap()
+        .collect();
+    match result {
+        Err(StorageError::Decompress {
+            url: named, codec, ..
+        }) => {
+            assert_eq!(codec, "gzip");
+            assert_eq!(named, url);
+        }
+        other => panic!("expected a Decompress error, got {other:?}"),
+    }
+}
