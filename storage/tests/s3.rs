@@ -1,6 +1,6 @@
 //! Against a real S3-protocol server (`s3s-fs`, installed by `.ci/setup.d/40-s3s.sh`): reads,
-//! ranged split reads, writes (single and multipart), job commit, listing, bad credentials,
-//! missing bucket/object, and the server dying mid-read.
+//! ranged split reads, compressed globs, writes (single and multipart), job commit, listing, bad
+//! credentials, missing bucket/object, and the server dying mid-read.
 
 mod common;
 
