@@ -50,31 +50,40 @@ pub struct S3Server {
 impl S3Server {
     /// Starts a server; fails the test (with instructions) when the binary is missing.
     pub fn start() -> S3Server {
-        let bin = find_s3s_fs().unwrap_or_else(|| {
-            panic!(
-                "s3s-fs not found: the S3 tests need a real S3 server. Run `bash .ci/setup.d/40-s3s.sh` \
-                 (installs s3s-fs into $EMBER_TOOLS_DIR, default ~/.cache/ember-tools), or set EMBER_S3S_FS"
-            )
-        });
         let root = tempfile::tempdir().expect("temp dir");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let mut server = S3Server {
+            child: None,
+            port,
+            root,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the server again (after [`S3Server::kill`]) on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        let bin = find_s3s_fs().unwrap_or_else(|| {
+            panic!(
+                "s3s-fs not found: the S3 tests need a real S3 server. Run `bash .ci/setup.d/40-s3s.sh` \
+                 (installs s3s-fs into $EMBER_TOOLS_DIR, default ~/.cache/ember-tools), or set EMBER_S3S_FS"
+            )
+        });
+        let port = self.port;
         let child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
+            .arg(self.root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let server = S3Server {
-            child: Some(child),
-            port,
-            root,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -83,7 +92,6 @@ impl S3Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     /// The endpoint URL.
@@ -97,19 +105,28 @@ impl S3Server {
         format!("s3://{name}")
     }
 
-    /// Storage configuration for this server: right credentials, short retries and timeouts.
+    /// The settings for this server: right credentials, short retries and timeouts (also usable
+    /// as engine configuration keys).
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ember.s3.endpoint", self.endpoint()),
+            ("ember.s3.region", "us-east-1".into()),
+            ("ember.s3.accessKey", ACCESS_KEY.into()),
+            ("ember.s3.secretKey", SECRET_KEY.into()),
+            ("ember.storage.maxRetries", "2".into()),
+            ("ember.storage.retryTimeout", "3s".into()),
+            ("ember.storage.backoffInitial", "50ms".into()),
+            ("ember.storage.backoffMax", "200ms".into()),
+            ("ember.storage.connectTimeout", "1s".into()),
+            ("ember.storage.requestTimeout", "5s".into()),
+        ]
+    }
+
+    /// Storage configuration for this server (see [`S3Server::settings`]).
     pub fn config(&self) -> StorageConfig {
-        StorageConfig::new()
-            .with("ember.s3.endpoint", self.endpoint())
-            .with("ember.s3.region", "us-east-1")
-            .with("ember.s3.accessKey", ACCESS_KEY)
-            .with("ember.s3.secretKey", SECRET_KEY)
-            .with("ember.storage.maxRetries", "2")
-            .with("ember.storage.retryTimeout", "3s")
-            .with("ember.storage.backoffInitial", "50ms")
-            .with("ember.storage.backoffMax", "200ms")
-            .with("ember.storage.connectTimeout", "1s")
-            .with("ember.storage.requestTimeout", "5s")
+        self.settings()
+            .into_iter()
+            .fold(StorageConfig::new(), |c, (k, v)| c.with(k, v))
     }
 
     /// Kills the server now.
