@@ -357,16 +357,10 @@ impl<T: Data> Rdd<T> {
     where
         T: SizeOf,
     {
-        let blocks = &self.node.ctx.shared().blocks;
         if self.node.storage.get().is_some_and(|old| old != level) {
-            blocks.remove_rdd(self.id(), self.node.ctx.worker_index());
-            self.node
-                .ctx
-                .inner
-                .registry
-                .borrow_mut()
-                .remove_rdd(self.id());
+            self.drop_blocks();
         }
+        let blocks = &self.node.ctx.shared().blocks;
         self.node.storage.set(Some(level));
         self.node.sizer.set(Some(crate::storage::size_pair::<T>));
         let site = self.node.site;
@@ -379,6 +373,15 @@ impl<T: Data> Rdd<T> {
         self.clone()
     }
 
+    /// Drops this process's cached partitions and what the scheduler knows of their holders.
+    fn drop_blocks(&self) {
+        let ctx = &self.node.ctx;
+        ctx.shared()
+            .blocks
+            .remove_rdd(self.id(), ctx.worker_index());
+        ctx.inner.registry.borrow_mut().remove_rdd(self.id());
+    }
+
     /// `persist(StorageLevel::MemoryOnly)`.
     pub fn cache(&self) -> Rdd<T>
     where
@@ -389,14 +392,7 @@ impl<T: Data> Rdd<T> {
 
     /// Stops persisting and drops the cached partitions (of this process).
     pub fn unpersist(&self) -> Rdd<T> {
-        let me = self.node.ctx.worker_index();
-        self.node.ctx.shared().blocks.remove_rdd(self.id(), me);
-        self.node
-            .ctx
-            .inner
-            .registry
-            .borrow_mut()
-            .remove_rdd(self.id());
+        self.drop_blocks();
         self.node.storage.set(None);
         self.node.sizer.set(None);
         self.clone()
