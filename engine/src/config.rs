@@ -3,11 +3,22 @@
 //!
 //! Precedence, lowest first: built-in defaults, the defaults file, environment variables, then
 //! values set in code or passed as `key=value` arguments. Every key must be one Ember knows (see
-//! [`KEYS`]); an unknown key or a value that does not parse is an error naming the key.
+//! [`KEYS`]); an unknown key or a value that does not parse is an error naming the key (and, for
+//! the defaults file, the file and line). An `EMBER_*` environment variable that names no key but
+//! is close to one (`EMBER_TASK_MAXFAILURE`) is ignored with a warning suggesting the right one.
+//!
+//! Durations and sizes go through the storage layer's parser ([`ember_storage::units`]), the one
+//! both layers use. Values of keys that look secret (`secretKey`, `sessionToken`...) and the
+//! `user:password@` part of URL values are never shown: `{:?}` of a [`Conf`], [`Conf::explicit`]
+//! and error messages print `***` instead.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
+
+use ember_storage::units::{self, UnitError};
+use ember_storage::{redact_url, redact_value};
 
 use crate::error::{EngineError, Result};
 
@@ -135,10 +146,25 @@ fn spec_for(key: &str) -> Option<&'static KeySpec> {
 }
 
 /// Validated configuration of one application.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Conf {
     values: BTreeMap<String, String>,
 }
+
+impl fmt::Debug for Conf {
+    /// Secret values and URL credentials print as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: BTreeMap<&str, std::borrow::Cow<'_, str>> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), redact_value(k, v)))
+            .collect();
+        f.debug_struct("Conf").field("values", &shown).finish()
+    }
+}
+
+/// `EMBER_*` variables that are not configuration keys but are read by Ember's tools.
+const NON_KEY_ENV_VARS: &[&str] = &["EMBER_CONF_FILE", "EMBER_SUBMIT_ATTEMPT", "EMBER_LOG"];
 
 /// Where the workers of an application run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +199,8 @@ impl Conf {
         Ok(conf)
     }
 
-    /// Reads a defaults file: one `key value` or `key=value` per line; `#` starts a comment.
+    /// Reads a defaults file: one `key value` or `key=value` per line; `#` starts a comment. An
+    /// unknown key or a bad value is an error naming the file and line.
     pub fn load_file(&mut self, path: &Path) -> Result<&mut Self> {
         let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
         for (i, raw) in text.lines().enumerate() {
@@ -189,17 +216,19 @@ impl Conf {
                         return Err(EngineError::MalformedConfigLine {
                             path: path.to_path_buf(),
                             line: i + 1,
-                            text: raw.to_string(),
+                            text: redact_url(raw).into_owned(),
                         })
                     }
                 },
             };
-            self.set(k, v)?;
+            self.set(k, v).map_err(|e| at_line(e, path, i + 1))?;
         }
         Ok(self)
     }
 
-    /// Applies environment variables that name known keys (see [`env_var_for`]).
+    /// Applies environment variables that name known keys (see [`env_var_for`]). An `EMBER_*`
+    /// variable that names no key is ignored, with a warning when it looks like a misspelt one
+    /// (the warning suggests the right variable).
     pub fn load_env_vars(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -207,6 +236,19 @@ impl Conf {
         for (name, value) in vars {
             if let Some(spec) = KEYS.iter().find(|s| env_var_for(s.key) == name) {
                 self.set(spec.key, &value)?;
+            } else if name.starts_with("EMBER_") && !NON_KEY_ENV_VARS.contains(&name.as_str()) {
+                match env_var_suggestion(&name) {
+                    Some(key) => tracing::warn!(
+                        variable = %name,
+                        "ignoring environment variable {name}: no configuration key has that \
+                         name (did you mean {} for `{key}`?)",
+                        env_var_for(key)
+                    ),
+                    None => tracing::debug!(
+                        variable = %name,
+                        "environment variable {name} is not a configuration key; ignored"
+                    ),
+                }
             }
         }
         Ok(self)
@@ -339,25 +381,51 @@ impl Conf {
         ember_storage::StorageConfig::from_map(&map)
     }
 
-    /// All explicitly set keys, for logging (values of keys containing `secret`/`key` are hidden).
-    pub fn explicit(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.values.iter().map(|(k, v)| {
-            let lower = k.to_ascii_lowercase();
-            let secret = ["secret", "key", "token", "password"]
-                .iter()
-                .any(|s| lower.contains(s));
-            let shown = if secret { "***" } else { v.as_str() };
-            (k.as_str(), shown)
-        })
+    /// All explicitly set keys, for logging: values of secret keys (`secret`, `key`, `token`,
+    /// `password`... in the name) are `***`, and URL credentials `***@`.
+    pub fn explicit(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.as_str(), redact_value(k, v)))
     }
 }
 
 fn invalid(key: &str, value: &str, expected: &str) -> EngineError {
     EngineError::InvalidConfigValue {
         key: key.into(),
-        value: value.into(),
+        value: redact_value(key, value).into_owned(),
         expected: expected.into(),
     }
+}
+
+/// Adds where a defaults-file entry came from to the error it caused.
+fn at_line(err: EngineError, path: &Path, line: usize) -> EngineError {
+    let place = format!("configuration file {}, line {line}", path.display());
+    match err {
+        EngineError::InvalidConfigValue {
+            key,
+            value,
+            expected,
+        } => EngineError::InvalidConfigValue {
+            key,
+            value,
+            expected: format!("{expected} ({place})"),
+        },
+        EngineError::UnknownConfigKey { key, hint } => EngineError::UnknownConfigKey {
+            key,
+            hint: format!("{hint} ({place})"),
+        },
+        other => other,
+    }
+}
+
+/// The key whose environment variable is within a small edit distance of `name`, if any.
+fn env_var_suggestion(name: &str) -> Option<&'static str> {
+    let (key, distance) = KEYS
+        .iter()
+        .map(|s| (s.key, edit_distance(&env_var_for(s.key), name)))
+        .min_by_key(|(_, d)| *d)?;
+    (distance <= 3).then_some(key)
 }
 
 fn unknown_key(key: &str) -> EngineError {
@@ -399,8 +467,14 @@ fn validate(spec: &KeySpec, value: &str) -> Result<()> {
         ValueKind::PositiveInt => v.parse::<usize>().is_ok_and(|n| n >= 1),
         ValueKind::NonNegativeInt => v.parse::<usize>().is_ok(),
         ValueKind::Bool => v == "true" || v == "false",
-        ValueKind::Bytes => parse_bytes(v).is_some(),
-        ValueKind::Duration => parse_duration(v).is_some(),
+        ValueKind::Bytes => match units::parse_size(v) {
+            Ok(_) => true,
+            Err(e) => return Err(unit_error(spec, value, e)),
+        },
+        ValueKind::Duration => match units::parse_duration(v) {
+            Ok(_) => true,
+            Err(e) => return Err(unit_error(spec, value, e)),
+        },
         ValueKind::Text => true,
         ValueKind::OneOf(words) => words.contains(&v),
     };
@@ -411,14 +485,29 @@ fn validate(spec: &KeySpec, value: &str) -> Result<()> {
     }
 }
 
+fn unit_error(spec: &KeySpec, value: &str, e: UnitError) -> EngineError {
+    let why = match e {
+        UnitError::Malformed { .. } => String::new(),
+        other => format!(" ({other})"),
+    };
+    invalid(
+        spec.key,
+        value,
+        &format!("{}{}", expected(spec.kind), redact_value(spec.key, &why)),
+    )
+}
+
 fn expected(kind: ValueKind) -> String {
     match kind {
         ValueKind::Master => "`local`, `local[N]` with N >= 1, `local[*]` or `cluster`".into(),
         ValueKind::PositiveInt => "an integer >= 1".into(),
         ValueKind::NonNegativeInt => "an integer >= 0".into(),
         ValueKind::Bool => "`true` or `false`".into(),
-        ValueKind::Bytes => "a size such as `1048576`, `512k`, `256m` or `2g`".into(),
-        ValueKind::Duration => "a non-negative duration such as `0`, `100ms`, `3s` or `1m`".into(),
+        ValueKind::Bytes => units::SIZE_EXAMPLES.into(),
+        ValueKind::Duration => format!(
+            "a non-negative {} of at most 100 years",
+            units::DURATION_EXAMPLES.trim_start_matches("a ")
+        ),
         ValueKind::Text => "text".into(),
         ValueKind::OneOf(words) => format!("one of {}", words.join(", ")),
     }
@@ -439,138 +528,17 @@ fn parse_local(v: &str) -> Option<usize> {
     inner.parse::<usize>().ok().filter(|n| *n >= 1)
 }
 
-/// Parses `1048576`, `512k`, `256m`, `2g` (binary multiples), optionally with a trailing `b`.
+/// Parses `1048576`, `512k`, `256m`, `2g` (binary multiples), optionally with a trailing `b`;
+/// `None` when malformed or too large. The same parser as [`ember_storage::units::parse_size`].
 pub fn parse_bytes(v: &str) -> Option<u64> {
-    let s = v.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        't' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+    units::parse_size(v).ok()
 }
 
-/// Parses `0`, `250` (milliseconds), `100ms`, `3s`, `2m`.
+/// Parses `0`, `250` (milliseconds), `100ms`, `3s`, `2m`, `1h`; `None` when malformed, negative,
+/// NaN or longer than 100 years. The same parser as [`ember_storage::units::parse_duration`].
 pub fn parse_duration(v: &str) -> Option<Duration> {
-    let s = v.trim();
-    let (num, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (s, 1.0)
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n * unit_ms / 1000.0))
+    units::parse_duration(v).ok()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_and_overrides() {
-        let mut c = Conf::new();
-        assert_eq!(c.master().unwrap(), Master::Local(2));
-        assert_eq!(c.get_usize("ember.task.maxFailures"), Some(4));
-        c.apply_overrides(["ember.master=local[4]", "ember.task.maxFailures = 2"])
-            .unwrap();
-        assert_eq!(c.master().unwrap(), Master::Local(4));
-        assert_eq!(c.get_usize("ember.task.maxFailures"), Some(2));
-        assert_eq!(c.get("ember.default.parallelism"), None);
-    }
-
-    #[test]
-    fn unknown_key_names_key_and_suggests() {
-        let err = Conf::new().set("ember.task.maxFailure", "3").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("ember.task.maxFailure"), "{msg}");
-        assert!(
-            msg.contains("did you mean `ember.task.maxFailures`"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn malformed_values_name_key() {
-        for (k, v) in [
-            ("ember.master", "local[0]"),
-            ("ember.master", "yarn"),
-            ("ember.task.maxFailures", "0"),
-            ("ember.task.maxFailures", "-1"),
-            ("ember.memory.storage", "lots"),
-            ("ember.locality.wait", "-3s"),
-            ("ember.text.invalidUtf8", "ignore"),
-        ] {
-            match Conf::new().set(k, v) {
-                Err(EngineError::InvalidConfigValue { key, value, .. }) => {
-                    assert_eq!(key, k);
-                    assert_eq!(value, v);
-                }
-                other => panic!("{k}={v}: expected InvalidConfigValue, got {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn file_and_env_precedence() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ember-defaults.conf");
-        std::fs::write(
-            &path,
-            "# comment\nember.master local[3]\nember.task.maxFailures=7\n\n",
-        )
-        .unwrap();
-        let mut c = Conf::new();
-        c.load_file(&path).unwrap();
-        assert_eq!(c.master().unwrap(), Master::Local(3));
-        c.load_env_vars([
-            ("EMBER_TASK_MAXFAILURES".to_string(), "5".to_string()),
-            ("PATH".into(), "/bin".into()),
-        ])
-        .unwrap();
-        assert_eq!(c.get_usize("ember.task.maxFailures"), Some(5));
-        assert_eq!(c.master().unwrap(), Master::Local(3));
-
-        std::fs::write(&path, "ember.master\n").unwrap();
-        let err = Conf::new().load_file(&path).unwrap_err();
-        assert!(
-            matches!(err, EngineError::MalformedConfigLine { line: 1, .. }),
-            "{err:?}"
-        );
-        let err = Conf::new()
-            .load_file(&dir.path().join("missing.conf"))
-            .unwrap_err();
-        assert!(err.to_string().contains("missing.conf"));
-    }
-
-    #[test]
-    fn sizes_and_durations() {
-        assert_eq!(parse_bytes("512m"), Some(512 << 20));
-        assert_eq!(parse_bytes("2g"), Some(2 << 30));
-        assert_eq!(parse_bytes("100"), Some(100));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("-1s"), None);
-    }
-
-    #[test]
-    fn cluster_master_needs_hosts() {
-        let c = Conf::new().with("ember.master", "cluster").unwrap();
-        assert!(
-            matches!(c.master(), Err(EngineError::InvalidConfigValue { key, .. }) if key == "ember.cluster.hosts")
-        );
-        let c = c
-            .with("ember.cluster.hosts", "127.0.0.1:7000,127.0.0.1:7001")
-            .unwrap()
-            .with("ember.cluster.process", "1")
-            .unwrap();
-        assert_eq!(c.total_workers().unwrap(), 4);
-    }
-}
+mod tests;

@@ -24,10 +24,12 @@
 //! | `ember.storage.maxSplitBytes` | largest text split | `64m` |
 //! | `ember.storage.writePartSize` | multipart upload part size | `8m` |
 //!
-//! Durations take `ms`, `s`, `m` suffixes (a bare number is milliseconds); sizes take `k`, `m`, `g`
-//! (binary) suffixes. Configuration wins over the environment. Values of keys that look secret
-//! (`secret`, `key`, `token`, `password`, `sas`, `credential` in the name) are redacted from `Debug`
-//! output and error messages.
+//! Durations and sizes are parsed by [`crate::units`] (the engine's configuration uses the same
+//! parser): durations take `ms`, `s`, `m`, `h` suffixes (a bare number is milliseconds); sizes take
+//! `k`, `m`, `g`, `t` (binary) suffixes. Configuration wins over the environment. Values of keys
+//! that look secret (`secret`, `key`, `token`, `password`, `sas`, `credential` in the name) are
+//! shown as `***` in `Debug` output and error messages, and credentials inside URL values
+//! (`http://user:password@host`) as `***@` (see [`crate::secret`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -36,6 +38,9 @@ use std::time::Duration;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use crate::error::{Result, StorageError};
+pub use crate::secret::is_secret_key;
+use crate::secret::redact_value;
+pub use crate::units::{parse_duration, parse_size};
 
 /// Storage options, built from the engine's configuration map.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -43,23 +48,11 @@ pub struct StorageConfig {
     options: BTreeMap<String, String>,
 }
 
-/// Whether a key's value must never be shown.
-pub(crate) fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["secret", "key", "token", "password", "sas", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
 impl fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for (k, v) in &self.options {
-            if is_secret_key(k) {
-                m.entry(k, &"<redacted>");
-            } else {
-                m.entry(k, v);
-            }
+            m.entry(k, &redact_value(k, v));
         }
         m.finish()
     }
@@ -108,11 +101,7 @@ impl StorageConfig {
     }
 
     fn invalid(&self, key: &str, reason: &str) -> StorageError {
-        let value = if is_secret_key(key) {
-            "<redacted>".to_string()
-        } else {
-            self.get(key).unwrap_or_default().to_string()
-        };
+        let value = redact_value(key, self.get(key).unwrap_or_default()).into_owned();
         StorageError::InvalidConfig {
             key: key.to_string(),
             value,
@@ -137,8 +126,7 @@ impl StorageConfig {
         let Some(v) = self.get(key) else {
             return Ok(default);
         };
-        parse_duration(v)
-            .ok_or_else(|| self.invalid(key, "expected a duration like 500ms, 5s or 2m"))
+        parse_duration(v).map_err(|e| self.invalid(key, &e.to_string()))
     }
 
     /// A byte-size option: `65536`, `64k`, `8m`, `1g`.
@@ -146,7 +134,7 @@ impl StorageConfig {
         let Some(v) = self.get(key) else {
             return Ok(default);
         };
-        parse_size(v).ok_or_else(|| self.invalid(key, "expected a size like 65536, 64k, 8m or 1g"))
+        parse_size(v).map_err(|e| self.invalid(key, &e.to_string()))
     }
 
     /// An unsigned integer option.
@@ -213,52 +201,21 @@ impl StorageConfig {
     }
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds.
-pub fn parse_duration(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let (num, unit_ms) = if let Some(n) = v.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60_000.0)
-    } else if let Some(n) = v.strip_suffix('h') {
-        (n, 3_600_000.0)
-    } else {
-        (v, 1.0)
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    (n.is_finite() && n >= 0.0).then(|| Duration::from_micros((n * unit_ms * 1000.0) as u64))
-}
-
-/// Parses `65536`, `64k`, `8m`, `1g` (binary multiples; an optional trailing `b`/`B`).
-pub fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim().to_ascii_lowercase();
-    let v = v.strip_suffix('b').unwrap_or(&v);
-    let (num, mul) = match v.chars().last()? {
-        'k' => (&v[..v.len() - 1], 1u64 << 10),
-        'm' => (&v[..v.len() - 1], 1 << 20),
-        'g' => (&v[..v.len() - 1], 1 << 30),
-        _ => (v, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mul)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn durations_and_sizes_parse() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_size("64k"), Some(65536));
-        assert_eq!(parse_size("8MB"), Some(8 << 20));
-        assert_eq!(parse_size("1g"), Some(1 << 30));
-        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1500"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("8MB"), Ok(8 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("-1").is_err());
     }
 
     #[test]
@@ -278,10 +235,7 @@ mod tests {
             .get_bool("ember.s3.secretKey.pathStyle")
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("<redacted>") && !err.contains("maybe"),
-            "{err}"
-        );
+        assert!(err.contains("***") && !err.contains("maybe"), "{err}");
         let err = cfg
             .clone()
             .with("ember.storage.maxRetries", "lots")
@@ -292,6 +246,27 @@ mod tests {
             err.contains("ember.storage.maxRetries") && err.contains("lots"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn endpoint_credentials_are_redacted_in_debug() {
+        let cfg = StorageConfig::new().with("ember.s3.endpoint", "http://AKID:wJalrXUtn@h:9000");
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("wJalrXUtn") && !dbg.contains("AKID"), "{dbg}");
+        assert!(dbg.contains("http://***@h:9000"), "{dbg}");
+    }
+
+    #[test]
+    fn extreme_durations_are_errors_naming_the_key() {
+        for v in ["1e30s", "-1s", "NaN", "inf"] {
+            let cfg = StorageConfig::new().with("ember.storage.retryTimeout", v);
+            let err = cfg.retry_config().unwrap_err();
+            assert!(
+                matches!(&err, StorageError::InvalidConfig { key, .. } if key == "ember.storage.retryTimeout"),
+                "{v}: {err:?}"
+            );
+            assert!(err.to_string().contains(v), "{err}");
+        }
     }
 
     #[test]

@@ -47,8 +47,10 @@ mod readahead;
 pub mod reader;
 pub mod runtime;
 mod scan;
+pub mod secret;
 pub mod sink;
 pub mod split;
+pub mod units;
 
 pub use compression::Codec;
 pub use config::StorageConfig;
@@ -65,6 +67,7 @@ pub use lines::{read_whole_text, whole_text_files, LineReader, Utf8Mode};
 pub use listing::{list_inputs, Manifest};
 pub use location::{Location, StoreKind};
 pub use ops::ObjectInfo;
+pub use secret::{is_secret_key, redact_url, redact_value, Secret};
 pub use sink::{JobCommitter, ObjectWriter, SaveMode, TaskAttempt, TaskCommit};
 pub use split::{plan_splits, text_splits, Split};
 

@@ -21,6 +21,7 @@ use object_store::ObjectStore;
 
 use crate::config::StorageConfig;
 use crate::error::{Result, StorageError};
+use crate::secret::redact_url;
 
 /// Which kind of store serves a location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,9 +102,13 @@ pub(crate) fn split_url(input: &str) -> Result<UrlParts> {
                 None => (rest, ""),
             };
             if authority.contains('@') {
-                return Err(invalid(
-                    "credentials in URLs are not accepted; use configuration or AWS_* variables",
-                ));
+                // Never echo the credentials themselves.
+                return Err(StorageError::InvalidUrl {
+                    url: redact_url(input).into_owned(),
+                    reason: "credentials in URLs are not accepted; set ember.s3.accessKey and \
+                             ember.s3.secretKey (or the AWS_* variables) instead"
+                        .into(),
+                });
             }
             if scheme == "file" && !authority.is_empty() && authority != "localhost" {
                 return Err(invalid("file URLs take no host: use file:///absolute/path"));
@@ -305,14 +310,7 @@ fn build_store(
                 .with_client_options(config.client_options()?)
                 .with_retry(config.retry_config()?)
                 .with_bucket_name(&parts.authority);
-            let endpoint = config
-                .get("ember.s3.endpoint")
-                .map(str::to_string)
-                .or_else(|| {
-                    std::env::var("AWS_ENDPOINT_URL")
-                        .or_else(|_| std::env::var("AWS_ENDPOINT"))
-                        .ok()
-                });
+            let endpoint = s3_endpoint(config)?;
             if let Some(ep) = &endpoint {
                 b = b.with_endpoint(ep);
             }
@@ -385,6 +383,33 @@ fn build_store(
     })
 }
 
+/// The S3 endpoint from `ember.s3.endpoint`, else `AWS_ENDPOINT_URL` / `AWS_ENDPOINT`. One that
+/// carries `user:password@` is refused (with the credentials redacted): S3 requests are signed
+/// with the access and secret keys, and a URL's user info would be sent and logged in clear.
+fn s3_endpoint(config: &StorageConfig) -> Result<Option<String>> {
+    let (key, endpoint) = match config.get("ember.s3.endpoint") {
+        Some(ep) => ("ember.s3.endpoint", Some(ep.to_string())),
+        None => match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(ep) => ("AWS_ENDPOINT_URL", Some(ep)),
+            Err(_) => ("AWS_ENDPOINT", std::env::var("AWS_ENDPOINT").ok()),
+        },
+    };
+    if let Some(ep) = &endpoint {
+        let shown = redact_url(ep);
+        if matches!(shown, std::borrow::Cow::Owned(_)) {
+            return Err(StorageError::InvalidConfig {
+                key: key.to_string(),
+                value: shown.into_owned(),
+                reason: "credentials in the endpoint URL are not accepted; set \
+                         ember.s3.accessKey and ember.s3.secretKey (or AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY) instead"
+                    .into(),
+            });
+        }
+    }
+    Ok(endpoint)
+}
+
 /// The process-wide in-memory store for a `memory://name` authority.
 fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
@@ -420,4 +445,39 @@ fn hdfs_store(parts: &UrlParts, _config: &StorageConfig) -> Result<Arc<dyn Objec
         scheme: parts.scheme.clone(),
         hint: "build ember-storage with the `hdfs` feature".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_refused_without_echoing_them() {
+        let err =
+            Location::resolve("s3://AKID:wJalrXUtn@bucket/x", &StorageConfig::new()).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(matches!(err, StorageError::InvalidUrl { .. }), "{err:?}");
+        assert!(
+            !text.contains("wJalrXUtn") && !text.contains("AKID"),
+            "{text}"
+        );
+        assert!(text.contains("s3://***@bucket/x"), "{text}");
+    }
+
+    #[test]
+    fn endpoint_with_credentials_is_refused_without_echoing_them() {
+        let cfg =
+            StorageConfig::new().with("ember.s3.endpoint", "http://AKID:wJalrXUtn@127.0.0.1:9");
+        let err = Location::resolve("s3://bucket/x", &cfg).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(
+            matches!(&err, StorageError::InvalidConfig { key, .. } if key == "ember.s3.endpoint"),
+            "{err:?}"
+        );
+        assert!(
+            !text.contains("wJalrXUtn") && !text.contains("AKID"),
+            "{text}"
+        );
+        assert!(text.contains("http://***@127.0.0.1:9"), "{text}");
+    }
 }
