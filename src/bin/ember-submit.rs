@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use ember::engine::config::env_var_for;
 use ember::engine::Conf;
+use ember::storage::{is_secret_key, redact_url};
 
 struct Options {
     processes: usize,
@@ -80,9 +81,15 @@ fn parse() -> Result<Options, String> {
             }
             "--conf" => {
                 let kv = value("--conf")?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| format!("--conf `{kv}` is not key=value"))?;
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    // The argument may hold a credential: never echo one.
+                    let shown = if is_secret_key(&kv) {
+                        "***".into()
+                    } else {
+                        redact_url(&kv)
+                    };
+                    format!("--conf `{shown}` is not key=value")
+                })?;
                 o.conf.push((k.trim().into(), v.trim().into()));
             }
             "--storage-memory" => o
@@ -183,6 +190,37 @@ fn env_for(o: &Options, addresses: &str, process: usize) -> Vec<(String, String)
     }
     env.extend(o.conf.iter().map(|(k, v)| (env_var_for(k), v.clone())));
     env
+}
+
+/// `--hostfile --print`: each host's command. Secret values are never printed: the command reads
+/// them from the host's own environment (`"${EMBER_S3_SECRETKEY:?...}"` fails loudly when unset),
+/// and URL credentials show as `***@`.
+fn print_commands(o: &Options, hosts: &[String]) {
+    let addresses = hosts.join(",");
+    let secrets: Vec<String> = env_for(o, &addresses, 0)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| is_secret_key(k))
+        .collect();
+    if !secrets.is_empty() {
+        println!(
+            "# secret values are not printed: export {} on each host before running its command",
+            secrets.join(", ")
+        );
+    }
+    for (p, host) in hosts.iter().enumerate() {
+        let env: Vec<String> = env_for(o, &addresses, p)
+            .into_iter()
+            .map(|(k, v)| {
+                if is_secret_key(&k) {
+                    format!("{k}=\"${{{k}:?export {k} on this host}}\"")
+                } else {
+                    format!("{k}={}", redact_url(&v))
+                }
+            })
+            .collect();
+        println!("# on {host}\n{} {}", env.join(" "), o.program.join(" "));
+    }
 }
 
 /// Copies a child's output to ours, one prefixed line at a time.
@@ -323,14 +361,7 @@ fn main() -> ExitCode {
             eprintln!("ember-submit: with --hostfile, pass --print to get each host's command (remote launch is not built in)");
             return ExitCode::from(2);
         }
-        let addresses = hosts.join(",");
-        for (p, host) in hosts.iter().enumerate() {
-            let env: Vec<String> = env_for(&o, &addresses, p)
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            println!("# on {host}\n{} {}", env.join(" "), o.program.join(" "));
-        }
+        print_commands(&o, &hosts);
         return ExitCode::SUCCESS;
     }
     signals::install();
