@@ -162,6 +162,34 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A predicate whose literal cannot be compared with its column's type (`id >= "abc"` on an
+    /// Int64 column): the scan refuses it rather than ignore it.
+    #[error(
+        "predicate `{predicate}` on {url}: a {literal} literal cannot be compared with column \
+         `{column}` of type {column_type} (use Scalar::Int or Scalar::Float for numeric columns, \
+         Scalar::Str for UTF-8 and Scalar::Bool for Boolean; other types cannot be filtered)"
+    )]
+    PredicateType {
+        /// The dataset's first file.
+        url: String,
+        /// The predicate, e.g. `id >= "abc"`.
+        predicate: String,
+        /// The column.
+        column: String,
+        /// The column's Arrow type.
+        column_type: String,
+        /// The literal's kind: `integer`, `floating-point`, `string` or `boolean`.
+        literal: &'static str,
+    },
+    /// A stored file failed an integrity check (a checksum mismatch): it was changed after it was
+    /// written, and reading it could give different values.
+    #[error("corrupt data in {url}: {reason}")]
+    Corrupt {
+        /// The file.
+        url: String,
+        /// What failed and where (row group, column, byte range).
+        reason: String,
+    },
     /// Converting between Arrow batches and typed rows failed.
     #[error("row conversion error for {url}: {source}")]
     Rows {

@@ -17,7 +17,7 @@
 //!   borrowed `&str`, `for_each_line(|line| ..)` fastest). `whole_text_files`: [`list_inputs`] + [`read_whole_text`] per file.
 //! - `csv(url)`: [`list_inputs`] (one partition per file), schema from [`infer_csv_schema`] on the
 //!   first file or given in [`CsvOptions`]; a partition is [`CsvReader::open`].
-//! - `json_lines(url)`: [`text_splits`]; schema from [`infer_json_schema`]`(&splits[0])`; a
+//! - `json_lines(url)`: [`text_splits`]; schema from [`infer_json_schema`]`(url, &splits)`; a
 //!   partition is [`JsonLinesReader::open`].
 //! - `parquet(url)`: [`parquet_splits`]`(url, &`[`ParquetScan`]`)` → [`ParquetPlan`] (one split per
 //!   surviving row group, projected schema); a partition is [`read_parquet_split`].
@@ -55,7 +55,7 @@ pub mod units;
 pub use compression::Codec;
 pub use config::StorageConfig;
 pub use error::{Result, StorageError};
-pub use formats::csv::{infer_csv_schema, CsvOptions, CsvReader};
+pub use formats::csv::{infer_csv_schema, read_csv_header, CsvOptions, CsvReader};
 pub use formats::ipc::{ipc_splits, read_ipc_split, IpcBatchReader, IpcSplit};
 pub use formats::json::{infer_json_schema, JsonLinesReader, JsonOptions};
 pub use formats::parquet::{

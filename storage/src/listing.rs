@@ -123,9 +123,12 @@ pub fn list_directory(dir: &Location) -> Result<Vec<ObjectInfo>> {
 }
 
 /// Expands one or more inputs (comma-separated) into files: objects, directories and globs.
-/// Fails with [`StorageError::NoInputs`] when nothing matches.
+/// Fails with [`StorageError::NoInputs`] when nothing matches, except for a committed empty
+/// dataset: a directory whose Ember `_SUCCESS` manifest lists no file (a job that saved an empty
+/// RDD) is a valid input with no files, so every reader sees it as empty.
 pub fn list_inputs(urls: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
     let mut out = Vec::new();
+    let mut committed_empty = false;
     for url in split_top_level_commas(urls)
         .into_iter()
         .map(str::trim)
@@ -133,18 +136,31 @@ pub fn list_inputs(urls: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>
     {
         let found = list_one(url, config)?;
         if found.is_empty() {
+            if is_committed_empty(url, config)? {
+                committed_empty = true;
+                continue;
+            }
             return Err(StorageError::NoInputs {
                 url: url.to_string(),
             });
         }
         out.extend(found);
     }
-    if out.is_empty() {
+    if out.is_empty() && !committed_empty {
         return Err(StorageError::NoInputs {
             url: urls.to_string(),
         });
     }
     Ok(out)
+}
+
+/// Whether `url` is a directory whose Ember manifest lists no file.
+fn is_committed_empty(url: &str, config: &StorageConfig) -> Result<bool> {
+    if has_glob(&split_url(url)?.path) {
+        return Ok(false);
+    }
+    let dir = Location::resolve(url, config)?;
+    Ok(read_manifest(&dir)?.is_some_and(|m| m.files.is_empty()))
 }
 
 /// Splits on commas outside `{...}` (so `a/{x,y}` stays one pattern).

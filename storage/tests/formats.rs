@@ -147,7 +147,7 @@ fn json_lines_split_reading_and_errors() {
         batch_size: 64,
         ..Default::default()
     };
-    let schema = infer_json_schema(&splits[0], &opts, &cfg).unwrap();
+    let schema = infer_json_schema(url, &splits[..1], &opts, &cfg).unwrap();
     assert_eq!(
         schema.field_with_name("id").unwrap().data_type(),
         &DataType::Int64

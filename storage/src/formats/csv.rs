@@ -4,6 +4,14 @@
 //! A CSV file is one partition (quoted fields may contain line breaks, so byte-range splits are not
 //! safe); gzip/lz4 files are decompressed by extension. Empty fields (and `nullValue`) are nulls.
 //! Inferred types, in order of preference: `Int64`, `Float64`, `Boolean`, `Utf8`.
+//!
+//! Two mistakes that would otherwise read as wrong data are errors, in every [`ParseMode`]:
+//! - a quoted field whose closing quote never comes (the `csv` crate would read the rest of the
+//!   file into that one field): [`StorageError::MalformedRecord`] naming the file, the record's
+//!   line and the byte offset of the opening quote;
+//! - with `header`, a file whose header differs from the first file's (columns are matched by
+//!   position, so a reordered header would swap columns silently): [`StorageError::Schema`]
+//!   naming both files and both headers (see [`CsvReader::expect_header`]).
 
 use std::sync::Arc;
 
@@ -14,6 +22,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::csv_quotes::QuoteTracker;
 use super::ParseMode;
 use crate::compression::{open_decoded, DecodingReader};
 use crate::config::StorageConfig;
@@ -59,12 +68,34 @@ impl Default for CsvOptions {
     }
 }
 
+/// The decoded file, watched for a quote that is still open at the end.
+type Source = QuoteTracker<DecodingReader>;
+
+/// The error for a quoted field still open at the end of the file, if the reader is there.
+fn check_quotes(rdr: &csv::Reader<Source>, url: &str, rec: &csv::ByteRecord) -> Result<()> {
+    match rdr.get_ref().unterminated_quote() {
+        None => Ok(()),
+        Some(offset) => {
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            Err(StorageError::MalformedRecord {
+                url: url.to_string(),
+                format: "CSV",
+                position: format!("line {line}"),
+                reason: format!(
+                    "unterminated quoted field: the quote at byte offset {offset} is never \
+                     closed, so the rest of the file would be read as one field"
+                ),
+            })
+        }
+    }
+}
+
 fn csv_reader(
     loc: &Location,
     opts: &CsvOptions,
     config: &StorageConfig,
-) -> Result<csv::Reader<DecodingReader>> {
-    let src = open_decoded(loc, config)?;
+) -> Result<csv::Reader<Source>> {
+    let src = QuoteTracker::new(open_decoded(loc, config)?, opts);
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(opts.delimiter)
@@ -107,6 +138,32 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+fn header_names(rec: &csv::ByteRecord) -> Vec<String> {
+    rec.iter()
+        .map(|f| String::from_utf8_lossy(f).trim().to_string())
+        .collect()
+}
+
+/// The column names in the header of `url` (`None` without `opts.header`, or for an empty file):
+/// what [`CsvReader::expect_header`] compares the other files with.
+pub fn read_csv_header(
+    url: &str,
+    opts: &CsvOptions,
+    config: &StorageConfig,
+) -> Result<Option<Vec<String>>> {
+    if !opts.header {
+        return Ok(None);
+    }
+    let loc = Location::resolve(url, config)?;
+    let mut rdr = csv_reader(&loc, opts, config)?;
+    let mut rec = csv::ByteRecord::new();
+    let more = rdr
+        .read_byte_record(&mut rec)
+        .map_err(|e| read_err(loc.url(), e))?;
+    check_quotes(&rdr, loc.url(), &rec)?;
+    Ok(more.then(|| header_names(&rec)))
+}
+
 /// Infers a schema from the first `opts.infer_rows` records of `url`.
 pub fn infer_csv_schema(url: &str, opts: &CsvOptions, config: &StorageConfig) -> Result<SchemaRef> {
     let loc = Location::resolve(url, config)?;
@@ -119,19 +176,17 @@ pub fn infer_csv_schema(url: &str, opts: &CsvOptions, config: &StorageConfig) ->
     let mut first = true;
     let mut rows = 0;
     while rows < opts.infer_rows {
-        if !rdr
+        let more = rdr
             .read_byte_record(&mut rec)
-            .map_err(|e| read_err(loc.url(), e))?
-        {
+            .map_err(|e| read_err(loc.url(), e))?;
+        check_quotes(&rdr, loc.url(), &rec)?;
+        if !more {
             break;
         }
         if first {
             first = false;
             if opts.header {
-                names = rec
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).trim().to_string())
-                    .collect();
+                names = header_names(&rec);
                 continue;
             }
         }
@@ -304,8 +359,10 @@ fn check_row<'r>(
 
 /// Batches of one CSV file.
 pub struct CsvReader {
-    rdr: csv::Reader<DecodingReader>,
+    rdr: csv::Reader<Source>,
     url: String,
+    /// The first file's URL and header, which this file's header must equal.
+    expected_header: Option<(String, Vec<String>)>,
     schema: SchemaRef,
     opts: CsvOptions,
     cols: Vec<Col>,
@@ -343,6 +400,7 @@ impl CsvReader {
         Ok(CsvReader {
             rdr: csv_reader(&loc, opts, config)?,
             url: loc.url().to_string(),
+            expected_header: None,
             schema,
             opts: opts.clone(),
             cols,
@@ -350,6 +408,47 @@ impl CsvReader {
             header_pending: opts.header,
             dropped: 0,
             done: false,
+        })
+    }
+
+    /// Requires this file's header (with `header`) to name the same columns in the same order as
+    /// `first_header`, the header of `first_url` (from [`read_csv_header`], or the names of a
+    /// schema inferred from that file): CSV columns are matched by position, so a file with
+    /// reordered or different columns fails naming both files instead of being read into the
+    /// wrong columns.
+    pub fn expect_header(mut self, first_url: &str, first_header: Vec<String>) -> Self {
+        self.expected_header = Some((first_url.to_string(), first_header));
+        self
+    }
+
+    fn check_header(&self) -> Result<()> {
+        let Some((first_url, expected)) = &self.expected_header else {
+            return Ok(());
+        };
+        let found = header_names(&self.rec);
+        if &found == expected {
+            return Ok(());
+        }
+        let same_set = {
+            let (mut a, mut b) = (found.clone(), expected.clone());
+            a.sort();
+            b.sort();
+            a == b
+        };
+        Err(StorageError::Schema {
+            url: self.url.clone(),
+            reason: format!(
+                "CSV header [{}] differs from the header [{}] of the first file {first_url}{}; \
+                 CSV columns are matched by position, so every file must have the same header: \
+                 rewrite the file with the first file's column order, or read it separately",
+                found.join(", "),
+                expected.join(", "),
+                if same_set {
+                    " (the same columns in another order)"
+                } else {
+                    ""
+                },
+            ),
         })
     }
 
@@ -365,11 +464,22 @@ impl CsvReader {
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         while !self.done && self.cols.first().map_or(0, Col::len) < self.opts.batch_size.max(1) {
-            if !self
+            let more = self
                 .rdr
                 .read_byte_record(&mut self.rec)
-                .map_err(|e| read_err(&self.url, e))?
-            {
+                .map_err(|e| read_err(&self.url, e));
+            let more = more.and_then(|more| {
+                check_quotes(&self.rdr, &self.url, &self.rec)?;
+                Ok(more)
+            });
+            let more = match more {
+                Ok(more) => more,
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            };
+            if !more {
                 self.done = true;
                 if self.dropped > 0 {
                     tracing::warn!(url = %self.url, dropped = self.dropped, "dropped malformed CSV rows");
@@ -378,6 +488,10 @@ impl CsvReader {
             }
             if self.header_pending {
                 self.header_pending = false;
+                if let Err(e) = self.check_header() {
+                    self.done = true;
+                    return Err(e);
+                }
                 continue;
             }
             let line = self.rec.position().map(|p| p.line()).unwrap_or(0);

@@ -2,6 +2,7 @@
 //! batches of one file; remote files are read through a seekable ranged-GET reader.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::FileReader;
@@ -43,7 +44,8 @@ fn arrow_error(url: &str, e: arrow_schema::ArrowError) -> StorageError {
 }
 
 /// Lists `urls` and cuts each file into splits of at most `batches_per_split` batches
-/// (0 = one split per file). Returns the schema of the first file and the splits.
+/// (0 = one split per file). Returns the schema of the first file (empty for a committed empty
+/// dataset, which has no file) and the splits.
 pub fn ipc_splits(
     urls: &str,
     batches_per_split: usize,
@@ -79,7 +81,9 @@ pub fn ipc_splits(
             i += step;
         }
     }
-    Ok((schema.expect("at least one input"), splits))
+    // No file: a committed empty dataset, with an empty schema.
+    let schema = schema.unwrap_or_else(|| Arc::new(arrow_schema::Schema::empty()));
+    Ok((schema, splits))
 }
 
 /// Batches of one IPC split.

@@ -18,7 +18,8 @@ use crate::split::Split;
 /// JSON lines reading options.
 #[derive(Clone, Debug)]
 pub struct JsonOptions {
-    /// The schema; inferred from the first `infer_rows` lines of the first split when `None`.
+    /// The schema; inferred from the first `infer_rows` objects when `None` (see
+    /// [`infer_json_schema`]).
     pub schema: Option<SchemaRef>,
     /// Lines read for inference (default 1000).
     pub infer_rows: usize,
@@ -48,34 +49,53 @@ fn malformed(url: &str, offset: u64, reason: String) -> StorageError {
     }
 }
 
-/// Infers a schema from the first `opts.infer_rows` non-blank lines of `split`.
+/// Infers a schema from the first `opts.infer_rows` JSON objects of `splits`, read in order (a
+/// split of blank lines does not end the search). `input` names the dataset in errors.
+///
+/// With no object to infer from (no splits: empty files; or only blank lines) this is a
+/// [`StorageError::Schema`] saying to pass [`JsonOptions::schema`], rather than an empty schema
+/// that would read every later line as a row with no columns.
 pub fn infer_json_schema(
-    split: &Split,
+    input: &str,
+    splits: &[Split],
     opts: &JsonOptions,
     config: &StorageConfig,
 ) -> Result<SchemaRef> {
-    let mut lines = LineReader::open(split, config, Utf8Mode::Strict)?;
     let mut values = Vec::new();
-    while values.len() < opts.infer_rows {
-        let offset = lines.offset();
-        let Some(line) = lines.next_line()? else {
+    for split in splits {
+        if values.len() >= opts.infer_rows.max(1) {
             break;
-        };
-        if line.trim().is_empty() {
-            continue;
         }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v @ Value::Object(_)) => values.push(v),
-            Ok(_) if opts.mode == ParseMode::DropMalformed => {}
-            Err(_) if opts.mode == ParseMode::DropMalformed => {}
-            Ok(_) => return Err(malformed(&split.url, offset, "not a JSON object".into())),
-            Err(e) => return Err(malformed(&split.url, offset, e.to_string())),
+        let mut lines = LineReader::open(split, config, Utf8Mode::Strict)?;
+        while values.len() < opts.infer_rows.max(1) {
+            let offset = lines.offset();
+            let Some(line) = lines.next_line()? else {
+                break;
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Value>(line) {
+                Ok(v @ Value::Object(_)) => values.push(v),
+                Ok(_) if opts.mode == ParseMode::DropMalformed => {}
+                Err(_) if opts.mode == ParseMode::DropMalformed => {}
+                Ok(_) => return Err(malformed(&split.url, offset, "not a JSON object".into())),
+                Err(e) => return Err(malformed(&split.url, offset, e.to_string())),
+            }
         }
+    }
+    if values.is_empty() {
+        return Err(StorageError::Schema {
+            url: splits.first().map_or(input, |s| s.url.as_str()).to_string(),
+            reason: "cannot infer a JSON schema: the input holds no JSON object (empty files or \
+                     blank lines only); pass the schema in JsonOptions::schema"
+                .into(),
+        });
     }
     let schema =
         infer_json_schema_from_iterator(values.iter().map(Ok::<_, arrow_schema::ArrowError>))
             .map_err(|e| StorageError::Arrow {
-                url: split.url.clone(),
+                url: splits[0].url.clone(),
                 source: e,
             })?;
     Ok(Arc::new(schema))

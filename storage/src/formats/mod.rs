@@ -2,9 +2,12 @@
 //! Parquet and Arrow IPC files, and typed rows on top of batches.
 
 pub mod csv;
+mod csv_quotes;
 pub mod ipc;
 pub mod json;
 pub mod parquet;
+pub mod parquet_crc;
+pub mod parquet_prune;
 pub mod rows;
 
 /// How to treat malformed records (CSV rows, JSON lines).

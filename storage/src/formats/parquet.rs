@@ -3,84 +3,41 @@
 //!
 //! Pruning is conservative: a row group is skipped only when its min/max/null statistics prove no
 //! row can satisfy every predicate; rows of the kept groups are *not* filtered here (the engine
-//! applies its filter after the scan). Local files are read with positioned reads; remote objects
-//! with one ranged GET per column chunk.
+//! applies its filter after the scan). A predicate the scan cannot use (unknown column, a literal
+//! of the wrong type) is an error when the scan is planned (see [`super::parquet_prune`]). Local
+//! files are read with positioned reads; remote objects with one ranged GET per column chunk.
+//!
+//! Files Ember wrote carry a checksum of every column chunk, verified before decoding (see
+//! [`super::parquet_crc`]); page-header CRCs written by other tools are verified too.
+//!
+//! A committed empty dataset (a save of an RDD without rows: a `_SUCCESS` manifest listing no
+//! file) plans as no splits and an empty schema; projection and predicates are not checked then,
+//! since there is no schema to check them against.
 
 use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
-use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::{ChunkReader, Length};
-use parquet::file::statistics::Statistics;
 use serde::{Deserialize, Serialize};
+
+use super::parquet_crc::{ChunkChecksums, Preloaded};
+use super::parquet_prune::check_predicates;
+pub use super::parquet_prune::{row_group_may_match, CmpOp, Predicate, Scalar};
 
 use crate::config::StorageConfig;
 use crate::error::{Result, StorageError};
 use crate::listing::list_inputs;
 use crate::location::Location;
 use crate::reader::{local_err, ObjectReader};
-
-/// A comparison operator of a pruning predicate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CmpOp {
-    /// `=`
-    Eq,
-    /// `!=`
-    NotEq,
-    /// `<`
-    Lt,
-    /// `<=`
-    LtEq,
-    /// `>`
-    Gt,
-    /// `>=`
-    GtEq,
-}
-
-/// A literal of a pruning predicate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Scalar {
-    /// An integer (compared with integer and floating-point columns).
-    Int(i64),
-    /// A float (compared with integer and floating-point columns).
-    Float(f64),
-    /// A string (compared bytewise with UTF-8 columns).
-    Str(String),
-    /// A boolean.
-    Bool(bool),
-}
-
-/// `column <op> literal`; SQL semantics: null never satisfies a comparison.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Predicate {
-    /// Top-level column name.
-    pub column: String,
-    /// The operator.
-    pub op: CmpOp,
-    /// The literal.
-    pub value: Scalar,
-}
-
-impl Predicate {
-    /// Builds `column <op> value`.
-    pub fn new(column: impl Into<String>, op: CmpOp, value: Scalar) -> Self {
-        Predicate {
-            column: column.into(),
-            op,
-            value,
-        }
-    }
-}
 
 /// What to read from a Parquet dataset.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -252,7 +209,10 @@ pub fn parquet_splits(
     for f in &files {
         let meta = read_metadata(f.url(), config)?;
         match &schema {
-            None => schema = Some(meta.schema().clone()),
+            None => {
+                check_predicates(f.url(), meta.schema(), &scan.predicates)?;
+                schema = Some(meta.schema().clone());
+            }
             Some(s) if s.fields() != meta.schema().fields() => {
                 return Err(StorageError::Schema {
                     url: f.url().to_string(),
@@ -281,7 +241,15 @@ pub fn parquet_splits(
             });
         }
     }
-    let full = schema.expect("list_inputs returns at least one file");
+    let Some(full) = schema else {
+        // A committed empty dataset: nothing to read, and no schema to check the scan against.
+        return Ok(ParquetPlan {
+            schema: Arc::new(Schema::empty()),
+            splits,
+            total_row_groups: 0,
+            pruned_row_groups: 0,
+        });
+    };
     let projected = match projection_indices(files[0].url(), &full, &scan.projection)? {
         Some(idx) => Arc::new(full.project(&idx).map_err(|e| StorageError::Arrow {
             url: urls.to_string(),
@@ -309,6 +277,7 @@ pub fn read_parquet_split(
     let meta = ArrowReaderMetadata::load(&src, ArrowReaderOptions::new())
         .map_err(|e| parquet_error(loc.url(), e))?;
     let idx = projection_indices(loc.url(), meta.schema(), &scan.projection)?;
+    let src = verified_chunks(loc.url(), src, meta.metadata(), &split.row_groups, &idx)?;
     let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(src, meta)
         .with_row_groups(split.row_groups.clone())
         .with_batch_size(if scan.batch_size == 0 {
@@ -338,6 +307,59 @@ pub fn read_parquet_split(
         url: loc.url().to_string(),
         reorder,
     })
+}
+
+/// With Ember's chunk checksums in the file: reads the column chunks the split needs (its row
+/// groups, the projected columns) whole and checks each one before anything is decoded.
+fn verified_chunks(
+    url: &str,
+    source: ParquetSource,
+    meta: &parquet::file::metadata::ParquetMetaData,
+    row_groups: &[usize],
+    projection: &Option<Vec<usize>>,
+) -> Result<Preloaded<ParquetSource>> {
+    let mut chunks = Vec::new();
+    let Some(sums) = ChunkChecksums::read(url, meta)? else {
+        return Ok(Preloaded { source, chunks });
+    };
+    let schema = meta.file_metadata().schema_descr();
+    for &rg in row_groups {
+        let Some(group) = meta.row_groups().get(rg) else {
+            continue; // the builder reports a bad row-group index
+        };
+        for (c, col) in group.columns().iter().enumerate() {
+            let root = schema.get_column_root_idx(c);
+            if projection.as_ref().is_some_and(|p| !p.contains(&root)) {
+                continue;
+            }
+            let (start, len) = col.byte_range();
+            let bytes = usize::try_from(len)
+                .ok()
+                .map(|n| source.get_bytes(start, n))
+                .transpose()
+                .map_err(|e| parquet_error(url, e))?;
+            let computed = bytes.as_ref().map(|b| crc32fast::hash(b));
+            let stored = sums.get(rg, c);
+            if computed.is_none() || computed != stored {
+                return Err(StorageError::Corrupt {
+                    url: url.to_string(),
+                    reason: format!(
+                        "column chunk `{}` of row group {rg} (bytes {start}..{}) fails its CRC-32 \
+                         check (stored {:08x}, computed {:08x}): the file changed after it was \
+                         written",
+                        col.column_path().string(),
+                        start.saturating_add(len),
+                        stored.unwrap_or(0),
+                        computed.unwrap_or(0)
+                    ),
+                });
+            }
+            if let Some(b) = bytes {
+                chunks.push((start, b));
+            }
+        }
+    }
+    Ok(Preloaded { source, chunks })
 }
 
 /// Batches of a Parquet split.
@@ -378,113 +400,4 @@ impl Iterator for ParquetBatchReader {
             }
         })
     }
-}
-
-/// A column's statistics as comparable values.
-enum Bound {
-    I(i64),
-    F(f64),
-    S(Vec<u8>),
-    B(bool),
-}
-
-fn to_f64(b: &Bound) -> Option<f64> {
-    match b {
-        Bound::I(i) => Some(*i as f64),
-        Bound::F(f) => Some(*f),
-        _ => None,
-    }
-}
-
-/// Compares a statistics bound with the literal; `None` when the types are not comparable.
-fn cmp(b: &Bound, v: &Scalar) -> Option<std::cmp::Ordering> {
-    match (b, v) {
-        (Bound::I(x), Scalar::Int(y)) => Some(x.cmp(y)),
-        (Bound::S(x), Scalar::Str(y)) => Some(x.as_slice().cmp(y.as_bytes())),
-        (Bound::B(x), Scalar::Bool(y)) => Some(x.cmp(y)),
-        (b, Scalar::Float(y)) => to_f64(b)?.partial_cmp(y),
-        (Bound::F(x), Scalar::Int(y)) => x.partial_cmp(&(*y as f64)),
-        _ => None,
-    }
-}
-
-fn bounds(
-    stats: &Statistics,
-    desc: &parquet::schema::types::ColumnDescriptor,
-) -> Option<(Bound, Bound)> {
-    let signed_int = matches!(
-        desc.converted_type(),
-        ConvertedType::NONE
-            | ConvertedType::INT_8
-            | ConvertedType::INT_16
-            | ConvertedType::INT_32
-            | ConvertedType::INT_64
-    ) && !matches!(desc.logical_type_ref(), Some(LogicalType::Integer(t)) if !t.is_signed);
-    let string = desc.converted_type() == ConvertedType::UTF8
-        || matches!(desc.logical_type_ref(), Some(LogicalType::String));
-    Some(match (stats, desc.physical_type()) {
-        (Statistics::Int32(s), PhysicalType::INT32) if signed_int => (
-            Bound::I(*s.min_opt()? as i64),
-            Bound::I(*s.max_opt()? as i64),
-        ),
-        (Statistics::Int64(s), PhysicalType::INT64) if signed_int => {
-            (Bound::I(*s.min_opt()?), Bound::I(*s.max_opt()?))
-        }
-        (Statistics::Float(s), _) => (
-            Bound::F(*s.min_opt()? as f64),
-            Bound::F(*s.max_opt()? as f64),
-        ),
-        (Statistics::Double(s), _) => (Bound::F(*s.min_opt()?), Bound::F(*s.max_opt()?)),
-        (Statistics::Boolean(s), _) => (Bound::B(*s.min_opt()?), Bound::B(*s.max_opt()?)),
-        (Statistics::ByteArray(s), _) if string => (
-            Bound::S(s.min_opt()?.data().to_vec()),
-            Bound::S(s.max_opt()?.data().to_vec()),
-        ),
-        _ => return None,
-    })
-}
-
-/// Whether some row of `rg` may satisfy all predicates (false only when statistics prove otherwise).
-pub fn row_group_may_match(
-    rg: &RowGroupMetaData,
-    predicates: &[Predicate],
-    url: &str,
-) -> Result<bool> {
-    use std::cmp::Ordering::*;
-    for p in predicates {
-        let schema = rg.schema_descr();
-        let Some(ci) =
-            (0..schema.num_columns()).find(|&i| schema.column(i).path().string() == p.column)
-        else {
-            return Err(StorageError::Schema {
-                url: url.to_string(),
-                reason: format!("predicate on unknown column `{}`", p.column),
-            });
-        };
-        let col = rg.column(ci);
-        let Some(stats) = col.statistics() else {
-            continue;
-        };
-        if stats.null_count_opt() == Some(rg.num_rows() as u64) && rg.num_rows() > 0 {
-            return Ok(false); // all nulls: no comparison holds
-        }
-        let Some((min, max)) = bounds(stats, &schema.column(ci)) else {
-            continue;
-        };
-        let (Some(lo), Some(hi)) = (cmp(&min, &p.value), cmp(&max, &p.value)) else {
-            continue;
-        };
-        let may = match p.op {
-            CmpOp::Eq => lo != Greater && hi != Less,
-            CmpOp::NotEq => !(lo == Equal && hi == Equal),
-            CmpOp::Lt => lo == Less,
-            CmpOp::LtEq => lo != Greater,
-            CmpOp::Gt => hi == Greater,
-            CmpOp::GtEq => hi != Less,
-        };
-        if !may {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }

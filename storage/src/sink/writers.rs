@@ -10,6 +10,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::ObjectWriter;
 use crate::error::{Result, StorageError};
+use crate::formats::parquet_crc::{ChunkChecksums, CrcTap};
 
 fn io_err(url: &str, e: std::io::Error) -> StorageError {
     StorageError::from_io(url, e)
@@ -42,10 +43,12 @@ impl TextPartWriter {
     }
 }
 
-/// A Parquet file (snappy-compressed pages, one row group per ~1M rows).
+/// A Parquet file (snappy-compressed pages, one row group per ~1M rows), with a CRC-32 of every
+/// column chunk in its metadata (see [`crate::formats::parquet_crc`]).
 pub struct ParquetPartWriter {
-    w: ArrowWriter<ObjectWriter>,
+    w: ArrowWriter<CrcTap<ObjectWriter>>,
     url: String,
+    sums: ChunkChecksums,
 }
 
 impl ParquetPartWriter {
@@ -67,30 +70,71 @@ impl ParquetPartWriter {
         props: WriterProperties,
     ) -> Result<Self> {
         let url = w.location().url().to_string();
-        let w =
-            ArrowWriter::try_new(w, schema, Some(props)).map_err(|e| StorageError::Parquet {
+        let w = ArrowWriter::try_new(CrcTap::new(w), schema, Some(props)).map_err(|e| {
+            StorageError::Parquet {
                 url: url.clone(),
                 source: e,
-            })?;
-        Ok(ParquetPartWriter { w, url })
+            }
+        })?;
+        Ok(ParquetPartWriter {
+            w,
+            url,
+            sums: ChunkChecksums::new(),
+        })
+    }
+
+    fn parquet_err(&self, e: parquet::errors::ParquetError) -> StorageError {
+        StorageError::Parquet {
+            url: self.url.clone(),
+            source: e,
+        }
+    }
+
+    /// Checksums the column chunks of row groups written since the last call.
+    fn checksum_flushed(&mut self) -> Result<()> {
+        if self.w.flushed_row_groups().len() == self.sums.row_groups() {
+            return Ok(());
+        }
+        // Push the writer's buffer through the tap so every chunk's bytes are there.
+        self.w.sync().map_err(|e| io_err(&self.url, e))?;
+        let mut end = 0;
+        for rg in &self.w.flushed_row_groups()[self.sums.row_groups()..] {
+            let mut crcs = Vec::with_capacity(rg.num_columns());
+            for col in rg.columns() {
+                let (start, len) = col.byte_range();
+                let crc = self.w.inner().crc(start, len).ok_or_else(|| StorageError::Commit {
+                    url: self.url.clone(),
+                    reason: format!(
+                        "internal: bytes {start}..{} of a column chunk were not seen by the checksum",
+                        start + len
+                    ),
+                })?;
+                crcs.push(crc);
+                end = end.max(start + len);
+            }
+            self.sums.push(crcs);
+        }
+        self.w.inner_mut().release_before(end);
+        Ok(())
     }
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.w.write(batch).map_err(|e| StorageError::Parquet {
-            url: self.url.clone(),
-            source: e,
-        })
+        self.w.write(batch).map_err(|e| self.parquet_err(e))?;
+        self.checksum_flushed()
     }
 
     /// Writes the footer and finishes the file; returns bytes written.
-    pub fn finish(self) -> Result<u64> {
+    pub fn finish(mut self) -> Result<u64> {
+        self.w.flush().map_err(|e| self.parquet_err(e))?;
+        self.checksum_flushed()?;
+        self.w.append_key_value_metadata(self.sums.key_value());
         let url = self.url;
         let inner = self
             .w
             .into_inner()
             .map_err(|e| StorageError::Parquet { url, source: e })?;
-        inner.close()
+        inner.into_inner().close()
     }
 }
 
