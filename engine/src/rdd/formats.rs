@@ -174,6 +174,10 @@ impl Compute<(String, String)> for WholeFiles {
     }
 }
 
+fn empty_batches() -> BatchIter {
+    Box::new(std::iter::empty())
+}
+
 fn batches<I, E>(it: I) -> BatchIter
 where
     I: Iterator<Item = std::result::Result<RecordBatch, E>> + 'static,
@@ -212,37 +216,58 @@ impl Context {
 
     /// CSV files at `url`, one partition per file; the schema is `opts.schema` or inferred from
     /// the first file. Malformed rows fail the job naming URL and line, or are counted and
-    /// dropped in permissive mode.
+    /// dropped in permissive mode; an unterminated quote fails it in either mode. With a header,
+    /// every file's header must equal the first file's (columns are matched by position): a
+    /// file whose columns are reordered or different fails the job naming both files. A
+    /// committed empty dataset (a `_SUCCESS` listing no file) gives an RDD without partitions.
     #[track_caller]
     pub fn csv(&self, url: &str, opts: CsvOptions) -> Result<Rdd<Batch>> {
         let config = self.conf().storage_config();
         let files = ember_storage::list_inputs(url, &config)?;
         let urls: Vec<String> = files.iter().map(|f| f.url().to_string()).collect();
-        let schema: SchemaRef = match &opts.schema {
-            Some(s) => s.clone(),
-            None => ember_storage::infer_csv_schema(&urls[0], &opts, &config)?,
+        let Some(first) = urls.first().cloned() else {
+            return Ok(self.batch_source("csv", 0, Rc::new(|_| Ok(empty_batches()))));
+        };
+        let (schema, header): (SchemaRef, Option<Vec<String>>) = match &opts.schema {
+            Some(s) => (
+                s.clone(),
+                ember_storage::read_csv_header(&first, &opts, &config)?,
+            ),
+            None => {
+                let s = ember_storage::infer_csv_schema(&first, &opts, &config)?;
+                // The inferred names are the first file's header.
+                let names = opts
+                    .header
+                    .then(|| s.fields().iter().map(|f| f.name().clone()).collect());
+                (s, names)
+            }
         };
         let n = urls.len();
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
-            Ok(batches(CsvReader::open(
-                &urls[i],
-                schema.clone(),
-                &opts,
-                &config,
-            )?))
+            let mut reader = CsvReader::open(&urls[i], schema.clone(), &opts, &config)?;
+            if let Some(names) = &header {
+                reader = reader.expect_header(&first, names.clone());
+            }
+            Ok(batches(reader))
         });
         Ok(self.batch_source("csv", n, open))
     }
 
     /// JSON-lines files at `url`, split at line ends like text; the schema is `opts.schema` or
-    /// inferred from the first split.
+    /// inferred from the first records (reading on through splits of blank lines). Without a
+    /// schema, input with no JSON object at all (empty files) is an error saying to give one; a
+    /// committed empty dataset (a `_SUCCESS` listing no file) gives an RDD without partitions.
     #[track_caller]
     pub fn json_lines(&self, url: &str, opts: JsonOptions) -> Result<Rdd<Batch>> {
         let config = self.conf().storage_config();
-        let splits = ember_storage::text_splits(url, self.default_parallelism(), &config)?;
+        let files = ember_storage::list_inputs(url, &config)?;
+        let splits = ember_storage::plan_splits(&files, self.default_parallelism(), &config)?;
+        if files.is_empty() {
+            return Ok(self.batch_source("json_lines", 0, Rc::new(|_| Ok(empty_batches()))));
+        }
         let schema: SchemaRef = match &opts.schema {
             Some(s) => s.clone(),
-            None => ember_storage::infer_json_schema(&splits[0], &opts, &config)?,
+            None => ember_storage::infer_json_schema(url, &splits, &opts, &config)?,
         };
         let n = splits.len();
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {

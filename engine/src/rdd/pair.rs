@@ -1,10 +1,14 @@
 //! Operations on RDDs of key-value pairs (Spark's `PairRDDFunctions`).
 
+mod checked;
+
 use std::panic::Location;
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
+use self::checked::CheckedPartitioner;
+use crate::context::check_partitions;
 use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::rdd::{Rdd, RddBase};
@@ -29,10 +33,16 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         }
     }
 
-    fn hash_partitioner(&self, partitions: Option<usize>) -> Rc<dyn Partitioner<K>> {
-        Rc::new(HashPartitioner::new(
-            partitions.unwrap_or_else(|| self.default_partitions()),
-        ))
+    /// A hash partitioner over `partitions` (default: [`Self::default_partitions`]). An explicit
+    /// 0 is refused like `repartition(0)`: these operations return an `Rdd`, so the refusal
+    /// comes when the shuffle runs, failing its tasks with `InvalidArgument` naming `op`.
+    fn hash_partitioner(&self, partitions: Option<usize>, op: &str) -> Rc<dyn Partitioner<K>> {
+        match partitions {
+            Some(0) => Rc::new(CheckedPartitioner::<K>::zero_partitions(op)),
+            p => Rc::new(HashPartitioner::new(
+                p.unwrap_or_else(|| self.default_partitions()),
+            )),
+        }
     }
 
     /// Applies `f` to every value, keeping keys and partitioning.
@@ -94,7 +104,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "combine_by_key",
             Location::caller(),
             agg,
-            self.hash_partitioner(partitions),
+            self.hash_partitioner(partitions, "combine_by_key"),
         )
     }
 
@@ -156,7 +166,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "reduce_by_key",
             site,
             agg,
-            self.hash_partitioner(partitions),
+            self.hash_partitioner(partitions, "reduce_by_key"),
         )
     }
 
@@ -174,7 +184,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "fold_by_key",
             Location::caller(),
             agg,
-            self.hash_partitioner(None),
+            self.hash_partitioner(None, "by_key"),
         )
     }
 
@@ -198,7 +208,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "aggregate_by_key",
             Location::caller(),
             agg,
-            self.hash_partitioner(None),
+            self.hash_partitioner(None, "by_key"),
         )
     }
 
@@ -220,8 +230,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitions: Option<usize>,
         site: &'static Location<'static>,
     ) -> Rdd<(K, Vec<V>)> {
-        let partitioned =
-            self.partition_by_impl(self.hash_partitioner(partitions), "group_by_key", site);
+        let partitioned = self.partition_by_impl(
+            self.hash_partitioner(partitions, "group_by_key"),
+            "group_by_key",
+            site,
+        );
         partitioned.map_partitions_impl("group_by_key", site, true, |_, it| {
             let mut groups: FxHashMap<K, Vec<V>> = FxHashMap::default();
             for (k, v) in it {
@@ -231,10 +244,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         })
     }
 
-    /// Redistributes the records by `partitioner` (no shuffle if already partitioned so).
+    /// Redistributes the records by `partitioner` (no shuffle if already partitioned so). A
+    /// `partition` outside `0..num_partitions()` fails the job with `InvalidArgument` naming the
+    /// partitioner, the value it returned and its partition count.
     #[track_caller]
-    pub fn partition_by(&self, partitioner: impl Partitioner<K> + 'static) -> Rdd<(K, V)> {
-        self.partition_by_impl(Rc::new(partitioner), "partition_by", Location::caller())
+    pub fn partition_by<P: Partitioner<K> + 'static>(&self, partitioner: P) -> Rdd<(K, V)> {
+        let checked = CheckedPartitioner::new(
+            Rc::new(partitioner),
+            std::any::type_name::<P>(),
+            "partition_by",
+        );
+        self.partition_by_impl(Rc::new(checked), "partition_by", Location::caller())
     }
 
     fn partition_by_impl(
@@ -351,7 +371,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Sorts by key into `partitions` range partitions (default: as many as now), each sorted;
-    /// runs a sampling job to choose the ranges, as Spark does.
+    /// runs a sampling job to choose the ranges, as Spark does. `Some(0)` is an
+    /// `InvalidArgument` error, as for `repartition(0)`.
     #[track_caller]
     pub fn sort_by_key(&self, ascending: bool, partitions: Option<usize>) -> Result<Rdd<(K, V)>>
     where
@@ -369,6 +390,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     where
         K: Ord,
     {
+        if let Some(n) = partitions {
+            check_partitions("sort_by_key", n)?;
+        }
         let partitions = partitions.unwrap_or_else(|| self.num_partitions()).max(1);
         let partitioner: Rc<dyn Partitioner<K>> = if partitions == 1 {
             Rc::new(RangePartitioner::<K>::from_bounds(Vec::new(), ascending))

@@ -51,6 +51,11 @@ impl<T: Data> Compute<T> for ParallelCollection<T> {
 }
 
 /// `range`: the arithmetic sequence cut into contiguous partitions of nearly equal length.
+///
+/// Lengths and elements are computed in 128-bit arithmetic, so extreme bounds lose nothing:
+/// `i64::MIN..i64::MAX` with step 1 has `2^64 - 1` elements, and a step near `i64::MAX` gives
+/// every element below `end`. With `i64` bounds and an exclusive end the count is at most
+/// `2^64 - 1`, so it always fits the `u64` it is kept in.
 pub(crate) struct RangeSource {
     start: i64,
     step: i64,
@@ -58,24 +63,40 @@ pub(crate) struct RangeSource {
     partitions: usize,
 }
 
+/// How many of `start, start + step, ...` lie below `end` (above it for a negative step).
+pub(crate) fn range_len(start: i64, end: i64, step: i64) -> u128 {
+    let (start, end, step) = (start as i128, end as i128, step as i128);
+    let span = if step > 0 { end - start } else { start - end };
+    if span <= 0 || step == 0 {
+        0
+    } else {
+        (span as u128).div_ceil(step.unsigned_abs())
+    }
+}
+
 impl RangeSource {
     pub(crate) fn new(start: i64, end: i64, step: i64, partitions: usize) -> Self {
-        let span = if step > 0 {
-            end.saturating_sub(start)
-        } else {
-            start.saturating_sub(end)
-        };
-        let count = if span <= 0 {
-            0
-        } else {
-            (span as u64).div_ceil(step.unsigned_abs())
-        };
+        // At most (i64::MAX - i64::MIN) = 2^64 - 1 (step 1), so the conversion cannot fail.
+        let count = u64::try_from(range_len(start, end, step)).unwrap_or(u64::MAX);
         RangeSource {
             start,
             step,
             count,
-            partitions,
+            partitions: partitions.max(1),
         }
+    }
+
+    /// The elements of the sequence that partition `split` holds, as indices `lo..hi`.
+    fn bounds(&self, split: usize) -> (u64, u64) {
+        let p = self.partitions as u128;
+        let lo = self.count as u128 * split as u128 / p;
+        let hi = self.count as u128 * (split as u128 + 1) / p;
+        (lo as u64, hi.min(self.count as u128) as u64)
+    }
+
+    /// Element `i` (below `count`, so between `start` and `end`: it fits an `i64`).
+    fn element(start: i64, step: i64, i: u64) -> i64 {
+        (start as i128 + step as i128 * i as i128) as i64
     }
 }
 
@@ -84,10 +105,44 @@ impl Compute<i64> for RangeSource {
         self.partitions
     }
     fn compute(&self, split: usize, _tc: &Rc<TaskContext>) -> BoxIter<i64> {
-        let p = self.partitions as u128;
-        let lo = (self.count as u128 * split as u128 / p) as u64;
-        let hi = (self.count as u128 * (split as u128 + 1) / p) as u64;
+        let (lo, hi) = self.bounds(split);
         let (start, step) = (self.start, self.step);
-        Box::new((lo..hi).map(move |i| start + step * i as i64))
+        Box::new((lo..hi).map(move |i| Self::element(start, step, i)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_ranges_keep_every_element() {
+        assert_eq!(range_len(i64::MIN, i64::MAX, 1), u64::MAX as u128);
+        assert_eq!(range_len(i64::MAX, i64::MIN, -1), u64::MAX as u128);
+        assert_eq!(range_len(i64::MIN, i64::MAX, i64::MAX), 3);
+        assert_eq!(range_len(i64::MAX, i64::MIN, i64::MIN), 2);
+        assert_eq!(range_len(0, 10, 3), 4);
+        assert_eq!(range_len(10, 0, 3), 0);
+        assert_eq!(range_len(5, 5, 1), 0);
+
+        let r = RangeSource::new(i64::MIN, i64::MAX, 1, 4);
+        assert_eq!(r.count, u64::MAX);
+        let (lo, _) = r.bounds(0);
+        let (_, hi) = r.bounds(3);
+        assert_eq!((lo, hi), (0, u64::MAX));
+        assert_eq!(RangeSource::element(r.start, r.step, lo), i64::MIN);
+        assert_eq!(RangeSource::element(r.start, r.step, hi - 1), i64::MAX - 1);
+        // Partitions tile the sequence with no gap or overlap.
+        for s in 0..3 {
+            assert_eq!(r.bounds(s).1, r.bounds(s + 1).0);
+        }
+        let r = RangeSource::new(i64::MIN, i64::MAX, i64::MAX, 2);
+        let all: Vec<i64> = (0..2)
+            .flat_map(|s| {
+                let (lo, hi) = r.bounds(s);
+                (lo..hi).map(|i| RangeSource::element(r.start, r.step, i))
+            })
+            .collect();
+        assert_eq!(all, [i64::MIN, -1, i64::MAX - 1]);
     }
 }
