@@ -35,7 +35,7 @@ pub enum StorageError {
     InvalidConfig {
         /// The configuration key.
         key: String,
-        /// Its value, or `<redacted>` for secrets.
+        /// Its value; `***` for secrets, and URL credentials as `***@`.
         value: String,
         /// What is wrong with it.
         reason: String,
