@@ -39,7 +39,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use crate::error::{Result, StorageError};
 pub use crate::secret::is_secret_key;
-use crate::secret::redact_value;
+use crate::secret::{redact_value, Secret};
 pub use crate::units::{parse_duration, parse_size};
 
 /// Storage options, built from the engine's configuration map.
@@ -88,6 +88,11 @@ impl StorageConfig {
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.options.get(key).map(String::as_str)
+    }
+
+    /// A credential option, wrapped so that it cannot be printed by accident.
+    pub fn secret(&self, key: &str) -> Option<Secret> {
+        self.get(key).map(Secret::from)
     }
 
     /// All options whose key starts with `prefix`, with the prefix removed.
@@ -230,6 +235,9 @@ mod tests {
             "{dbg}"
         );
         assert!(dbg.contains("http://127.0.0.1:9000"));
+        let secret = cfg.secret("ember.s3.secretKey").unwrap();
+        assert_eq!(format!("{secret} {secret:?}"), "*** ***");
+        assert_eq!(secret.expose(), "s3cr3t-value");
         let bad = cfg.clone().with("ember.s3.secretKey.pathStyle", "maybe");
         let err = bad
             .get_bool("ember.s3.secretKey.pathStyle")

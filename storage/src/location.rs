@@ -327,14 +327,14 @@ fn build_store(
             if let Some(r) = config.get("ember.s3.region") {
                 b = b.with_region(r);
             }
-            if let Some(k) = config.get("ember.s3.accessKey") {
-                b = b.with_access_key_id(k);
+            if let Some(k) = config.secret("ember.s3.accessKey") {
+                b = b.with_access_key_id(k.expose());
             }
-            if let Some(k) = config.get("ember.s3.secretKey") {
-                b = b.with_secret_access_key(k);
+            if let Some(k) = config.secret("ember.s3.secretKey") {
+                b = b.with_secret_access_key(k.expose());
             }
-            if let Some(k) = config.get("ember.s3.sessionToken") {
-                b = b.with_token(k);
+            if let Some(k) = config.secret("ember.s3.sessionToken") {
+                b = b.with_token(k.expose());
             }
             for (k, v) in config.with_prefix("ember.s3.") {
                 if matches!(
