@@ -3,6 +3,9 @@
 //! requests are refused, not in `{:?}` of `Conf` or `StorageConfig`, and not in
 //! `ember-submit --hostfile --print`.
 
+#[path = "../storage/tests/common/mod.rs"]
+mod s3;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Command;
@@ -16,6 +19,10 @@ const SUBMIT: &str = env!("CARGO_BIN_EXE_ember-submit");
 
 fn assert_clean(text: &str) {
     assert!(!text.contains(SECRET), "the secret key leaked:\n{text}");
+    assert!(
+        !text.contains(s3::SECRET_KEY),
+        "the test server's secret key leaked:\n{text}"
+    );
     assert!(!text.contains(PASSWORD), "a URL password leaked:\n{text}");
 }
 
@@ -112,6 +119,24 @@ fn secret_paths(port: u16) {
         .with("ember.s3.secretKey", SECRET)
         .with("ember.s3.endpoint", format!("http://u:{PASSWORD}@h"));
     println!("storage config: {cfg:?}");
+
+    // Requests that succeed, signed with the secret, when the S3 test server is installed.
+    if s3::find_s3s_fs().is_some() {
+        let server = s3::S3Server::start();
+        let bucket = server.bucket("logs");
+        Location::resolve(&format!("{bucket}/a.txt"), &server.config())
+            .unwrap()
+            .put(b"one\ntwo\n".to_vec())
+            .unwrap();
+        let conf = server
+            .settings()
+            .into_iter()
+            .fold(Conf::new(), |c, (k, v)| c.with(k, &v).unwrap());
+        println!("real server conf: {conf:?}");
+        let url = format!("{bucket}/a.txt");
+        let lines = ember::engine::run(conf, move |ctx| ctx.text_file(&url, 1)?.count());
+        println!("real server lines: {lines:?}");
+    }
 }
 
 #[test]
