@@ -50,10 +50,12 @@ pub use data::{Data, Key};
 pub use ember_storage::{CmpOp, CsvOptions, JsonOptions, ParquetScan, Predicate, SaveMode, Scalar};
 pub use error::{EngineError, Result};
 pub use launch::{run, run_all};
+pub use rdd::barrier::RddBarrier;
 pub use rdd::formats::Batch;
 pub use rdd::{BoxIter, Rdd};
 pub use scheduler::{
-    last_job_stats, BlockSource, JobStats, Locality, LocalityWaits, StageStats, TaskMetrics,
+    last_job_stats, BarrierTask, BlockSource, CommStats, JobStats, Locality, LocalityWaits,
+    ReduceOp, StageStats, TaskMetrics,
 };
 pub use shuffle::{HashPartitioner, Partitioner, RangePartitioner};
 pub use storage::{SizeOf, StorageLevel, StorageReport};

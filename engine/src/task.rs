@@ -129,16 +129,19 @@ pub(crate) struct TaskSuccess<R> {
     pub acc_updates: Vec<AccUpdate>,
 }
 
-/// Runs `body` for `partition` until an attempt succeeds or `max_failures` attempts failed.
+/// Runs `body` for `partition` until an attempt succeeds or `max_failures` attempts failed;
+/// attempts are numbered from `first_attempt` (a restarted barrier stage's attempt number).
 pub(crate) fn run_task<R>(
     stage: usize,
     partition: usize,
+    first_attempt: usize,
     max_failures: usize,
     io: &Rc<TaskIo>,
     mut body: impl FnMut(&Rc<TaskContext>) -> R,
 ) -> Result<TaskSuccess<R>, TaskFailure> {
     let mut last = String::new();
-    for attempt in 0..max_failures.max(1) {
+    let attempts = first_attempt..first_attempt + max_failures.max(1);
+    for attempt in attempts.clone() {
         let tc = TaskContext::new(stage, partition, attempt, io);
         CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&tc)));
         IN_TASK.with(|c| c.set(true));
@@ -179,7 +182,7 @@ pub(crate) fn run_task<R>(
     }
     Err(TaskFailure {
         partition,
-        attempts: max_failures.max(1),
+        attempts: attempts.end,
         message: last,
     })
 }

@@ -10,6 +10,7 @@
 //! - [`model_io`]: model files (configuration, parameters and optimizer state in safetensors).
 
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod model_io;

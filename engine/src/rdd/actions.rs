@@ -50,6 +50,49 @@ impl<T: Data> Rdd<T> {
         Ok(parts.into_iter().fold(zero, comb))
     }
 
+    /// [`Rdd::aggregate`] with the partition results combined in a tree of `depth` levels
+    /// (Spark's `treeAggregate`): each level is a shuffle to fewer partitions, so no single
+    /// worker merges every partition's accumulator (large accumulators such as a network's
+    /// parameters). `depth` 1 is `aggregate`; 0 is an error.
+    #[track_caller]
+    pub fn tree_aggregate<U: Data>(
+        &self,
+        zero: U,
+        seq: impl Fn(U, T) -> U + 'static,
+        comb: impl Fn(U, U) -> U + 'static,
+        depth: usize,
+    ) -> Result<U> {
+        if depth == 0 {
+            return Err(crate::error::EngineError::InvalidArgument {
+                operation: "tree_aggregate".into(),
+                reason: "depth must be at least 1".into(),
+            });
+        }
+        let comb = std::rc::Rc::new(comb);
+        let z = zero.clone();
+        let mut partial: Rdd<U> = self.map_partitions_impl(
+            "tree_aggregate",
+            std::panic::Location::caller(),
+            false,
+            move |_, it| Box::new(std::iter::once(it.fold(z.clone(), &seq))),
+        );
+        let mut parts = partial.num_partitions();
+        let scale = ((parts as f64).powf(1.0 / depth as f64).ceil() as usize).max(2);
+        while parts > scale + parts.div_ceil(scale) {
+            parts /= scale;
+            let current = parts;
+            let c = std::rc::Rc::clone(&comb);
+            partial = partial
+                .map_partitions_with_index(move |i, it| Box::new(it.map(move |u| (i % current, u))))
+                .reduce_by_key_with(move |a, b| c(a, b), current)
+                .values();
+        }
+        let c = std::rc::Rc::clone(&comb);
+        let results =
+            partial.run_partitions("tree_aggregate", |_, it| it.reduce(|a, b| c(a, b)))?;
+        Ok(results.into_iter().flatten().fold(zero, |a, b| comb(a, b)))
+    }
+
     /// The first `n` elements in partition order, scanning as few partitions as it can: one
     /// partition first, then four times as many each round until enough are found.
     pub fn take(&self, n: usize) -> Result<Vec<T>> {

@@ -6,6 +6,7 @@
 //! an iterator. Transformations only build nodes; actions hand the graph to the scheduler.
 
 pub(crate) mod actions;
+pub mod barrier;
 pub mod formats;
 pub(crate) mod narrow;
 pub(crate) mod pair;
@@ -106,6 +107,8 @@ pub(crate) trait RddBase {
     fn checkpoint_location(&self) -> Option<(bool, Vec<usize>)>;
     /// A source partition's preferred workers and hosts.
     fn source_preferences(&self, split: usize) -> (Vec<usize>, Vec<String>);
+    /// Whether this node runs in a barrier stage (`rdd.barrier().map_partitions(..)`).
+    fn is_barrier(&self) -> bool;
 }
 
 /// How a node computes its partitions; one implementation per kind of node.
@@ -125,6 +128,10 @@ pub(crate) trait Compute<T> {
     /// Hosts a source partition's input is local to (input splits whose store knows them).
     fn preferred_hosts(&self, _split: usize) -> Vec<String> {
         Vec::new()
+    }
+    /// Whether the node's tasks must run together as a barrier stage.
+    fn is_barrier(&self) -> bool {
+        false
     }
 }
 
@@ -202,6 +209,9 @@ impl<T: Data> RddBase for RddNode<T> {
             self.compute.preferred_workers(split),
             self.compute.preferred_hosts(split),
         )
+    }
+    fn is_barrier(&self) -> bool {
+        self.compute.is_barrier()
     }
     fn checkpoint_location(&self) -> Option<(bool, Vec<usize>)> {
         match &*self.checkpoint.borrow() {

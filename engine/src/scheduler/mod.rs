@@ -4,8 +4,10 @@
 //! `stage`); results and failures travel to every worker, so every worker returns the same
 //! answer or the same error, and every worker gets every task's metrics ([`JobStats`]).
 
+mod collective;
 mod events;
 mod locality;
+mod mailbox;
 mod metrics;
 mod progress;
 mod registry;
@@ -13,13 +15,15 @@ mod stage;
 mod summary;
 mod task_set;
 
+pub use collective::{BarrierTask, CommStats, ReduceOp};
 pub(crate) use events::EventLog;
 pub use events::{read_event_log, Event, LogLine};
 pub(crate) use locality::Topology;
 pub use locality::{Locality, LocalityWaits};
+pub(crate) use mailbox::RemoteRead;
 pub use metrics::{last_job_stats, BlockSource, JobStats, StageStats, TaskMetrics};
 pub(crate) use registry::{BlockChange, BlockRegistry};
-pub(crate) use stage::{fetch_block, Polling, RemoteRead, StageRun, TaskInput};
+pub(crate) use stage::{fetch_block, Polling, StageRun, TaskInput};
 pub use summary::{summarize, JobSummary, LogSummary, StageSummary};
 
 use std::collections::HashSet;
@@ -71,6 +75,9 @@ pub(crate) fn missing_shuffles(rdd: &Rc<dyn RddBase>) -> Vec<Rc<dyn ShuffleDepBa
 #[derive(Clone, Serialize, Deserialize)]
 struct ResultMsg<R> {
     partition: usize,
+    /// The task's attempt: a restarted barrier stage sends a partition's result once per
+    /// stage attempt, and the last one counts.
+    attempt: usize,
     outcome: Result<R, TaskFailure>,
     acc: Vec<AccUpdate>,
 }
@@ -146,7 +153,7 @@ impl<T: Data> Rdd<T> {
 
         let stage = ctx.new_stage_id();
         let stage_name = format!("result for {action}");
-        let mut run = StageRun::start(ctx, stage, &stage_name, &self.base(), partitions);
+        let mut run = StageRun::start(ctx, stage, &stage_name, &self.base(), partitions)?;
         let mut round = ctx.round::<ResultMsg<R>>(&format!("result-{job}"));
         while let Some(launch) = run.next_task()? {
             let split = launch.partition;
@@ -156,11 +163,13 @@ impl<T: Data> Rdd<T> {
             let msg = match outcome {
                 Ok(ok) => ResultMsg {
                     partition: split,
+                    attempt: ok.attempt,
                     outcome: Ok(ok.value),
                     acc: ok.acc_updates,
                 },
                 Err(failure) => ResultMsg {
                     partition: split,
+                    attempt: failure.attempts.saturating_sub(1),
                     outcome: Err(failure),
                     acc: Vec::new(),
                 },
@@ -169,7 +178,16 @@ impl<T: Data> Rdd<T> {
         }
         stats.stages.push(run.finish()?);
         let mut msgs = round.finish()?;
-        msgs.sort_by_key(|m| m.partition);
+        msgs.sort_by_key(|m| (m.partition, m.attempt));
+        // One result per partition: its last attempt's.
+        msgs.dedup_by(|later, earlier| {
+            if later.partition == earlier.partition {
+                std::mem::swap(later, earlier);
+                true
+            } else {
+                false
+            }
+        });
         let mut results = Vec::with_capacity(msgs.len());
         let mut failure = None;
         for msg in msgs {

@@ -15,64 +15,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::context::Context;
 use crate::error::TaskFailure;
 use crate::error::{EngineError, Result};
-use crate::exchange::Round;
-use crate::rdd::RddBase;
-use crate::storage::BlockManager;
+use crate::rdd::{Dependency, RddBase};
 use crate::task::{run_task, TaskContext, TaskIo, TaskSuccess};
 
 use super::events::Event;
 use super::locality::{Locality, Placement};
+use super::mailbox::{BarrierLaunch, Mailbox, RemoteRead, SchedMsg};
 use super::metrics::{StageStats, TaskMetrics};
 use super::progress::StageProgress;
 use super::registry::BlockChange;
 use super::task_set::TaskSet;
-
-/// How a task reads a cached block held in another process: fetched from `from`, or (with
-/// `from: None`) recomputed from lineage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct RemoteRead {
-    pub rdd: usize,
-    pub split: usize,
-    pub from: Option<usize>,
-}
-
-/// A message of the stage mailbox.
-#[derive(Clone, Serialize, Deserialize)]
-enum SchedMsg {
-    /// To the coordinator: this worker is in the stage and free.
-    Ready { worker: usize },
-    /// To the coordinator: a task finished (the worker is free again).
-    Done {
-        metrics: TaskMetrics,
-        changes: Vec<BlockChange>,
-    },
-    /// To a worker: run this partition.
-    Launch {
-        partition: usize,
-        level: Locality,
-        remote: Option<RemoteRead>,
-    },
-    /// To every worker: the stage is over.
-    End { tasks: Vec<TaskMetrics> },
-    /// To a block's holder: send it to `requester`.
-    Fetch {
-        requester: usize,
-        rdd: usize,
-        split: usize,
-    },
-    /// A fetched block (`None` when the holder no longer has it).
-    Block {
-        rdd: usize,
-        split: usize,
-        bytes: Option<Vec<u8>>,
-        error: Option<String>,
-    },
-}
 
 /// A task handed to this worker.
 pub(crate) struct Launch {
@@ -82,49 +37,37 @@ pub(crate) struct Launch {
     pub level: Locality,
     /// The plan for a cached block held in another process.
     pub remote: Option<RemoteRead>,
+    /// For a task of a barrier stage: its rank, its peers and the stage attempt.
+    pub barrier: Option<BarrierLaunch>,
     /// How long this worker waited for it.
     pub waited: Duration,
 }
 
-struct Mailbox {
-    round: Round<SchedMsg>,
-    inbox: VecDeque<SchedMsg>,
-    blocks: Arc<BlockManager>,
-    me: usize,
-}
-
 /// The longest a waiting worker parks between polls.
-const PARK: Duration = Duration::from_millis(1);
+pub(crate) const PARK: Duration = Duration::from_millis(1);
 
-impl Mailbox {
-    /// Moves messages in; answers block fetches at once, queues the rest.
-    fn pump(&mut self, park: Duration) -> Result<()> {
-        for msg in self.round.poll(Some(park))? {
-            match msg {
-                SchedMsg::Fetch {
-                    requester,
-                    rdd,
-                    split,
-                } => {
-                    let (bytes, error) = match self.blocks.encode_block((rdd, split)) {
-                        None => (None, None),
-                        Some(Ok(b)) => (Some(b), None),
-                        Some(Err(e)) => (None, Some(e.to_string())),
-                    };
-                    tracing::debug!(rdd, split, requester, "serving a block fetch");
-                    let reply = SchedMsg::Block {
-                        rdd,
-                        split,
-                        bytes,
-                        error,
-                    };
-                    self.round.send_now(requester, reply);
-                }
-                other => self.inbox.push_back(other),
+/// Whether the stage computing `rdd` is a barrier stage: a barrier RDD in its narrow lineage
+/// (shuffles end a stage).
+fn is_barrier_stage(rdd: &Rc<dyn RddBase>) -> bool {
+    let mut stack = vec![Rc::clone(rdd)];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(r) = stack.pop() {
+        if !seen.insert(r.id()) {
+            continue;
+        }
+        if r.is_barrier() {
+            return true;
+        }
+        for dep in r.dependencies() {
+            match dep {
+                Dependency::OneToOne(p)
+                | Dependency::Range { parent: p, .. }
+                | Dependency::Groups { parent: p, .. } => stack.push(p),
+                Dependency::Shuffle(_) => {}
             }
         }
-        Ok(())
     }
+    false
 }
 
 /// The stage running on this thread, for work done from inside a task: fetches, and the
@@ -134,6 +77,17 @@ struct Current {
     coordinator: Option<Rc<RefCell<Coordinator>>>,
     ctx: Context,
     stage: usize,
+    /// The barrier task running on this thread, if one is.
+    barrier: Option<BarrierLaunch>,
+}
+
+/// What a barrier task's collectives work with: the stage's mailbox and the task's launch.
+pub(crate) fn barrier_mailbox() -> Option<(Rc<RefCell<Mailbox>>, BarrierLaunch)> {
+    CURRENT.with(|c| {
+        let c = c.borrow();
+        let c = c.as_ref()?;
+        Some((Rc::clone(&c.mailbox), c.barrier.clone()?))
+    })
 }
 
 thread_local! {
@@ -284,6 +238,12 @@ struct Coordinator {
     bandwidth: f64,
     own: Option<Launch>,
     progress: Option<StageProgress>,
+    /// A barrier stage: every task launched at once, and restarted together.
+    barrier: bool,
+    /// The barrier stage's attempt, and whether one of its tasks failed.
+    attempt: u32,
+    attempt_failed: bool,
+    max_attempts: u32,
 }
 
 impl Coordinator {
@@ -357,8 +317,37 @@ impl Coordinator {
         if self.failed || !self.all_registered() || self.free.is_empty() {
             return;
         }
-        let offers = self.set.offer(&self.free, now);
+        if self.barrier && !self.running.is_empty() {
+            return;
+        }
+        let (offers, barrier) = if self.barrier {
+            if !self.set.has_pending() {
+                return;
+            }
+            match self.set.offer_all(&self.free) {
+                Some(all) => {
+                    let mut workers = vec![0u32; self.partitions.len()];
+                    for a in &all {
+                        workers[a.task] = a.worker as u32;
+                    }
+                    (all, Some(workers))
+                }
+                // Checked before the stage starts; only a pinned task can get here.
+                None => {
+                    tracing::error!("a barrier stage's tasks cannot all be placed at once");
+                    self.failed = true;
+                    return;
+                }
+            }
+        } else {
+            (self.set.offer(&self.free, now), None)
+        };
         for a in offers {
+            let barrier = barrier.as_ref().map(|workers| BarrierLaunch {
+                attempt: self.attempt,
+                rank: a.task as u32,
+                workers: workers.clone(),
+            });
             self.free.retain(|&w| w != a.worker);
             self.running.insert(a.worker, now);
             let remote = self.remote_plan(ctx, a.worker, a.task, now);
@@ -369,6 +358,7 @@ impl Coordinator {
                     partition,
                     level: a.level,
                     remote,
+                    barrier,
                     waited: Duration::ZERO,
                 });
             } else {
@@ -376,6 +366,7 @@ impl Coordinator {
                     partition,
                     level: a.level,
                     remote,
+                    barrier,
                 };
                 mb.round.send_now(a.worker, msg);
             }
@@ -393,7 +384,11 @@ impl Coordinator {
         self.running.remove(&w);
         self.free.push(w);
         if metrics.failed {
-            self.failed = true;
+            if self.barrier {
+                self.attempt_failed = true;
+            } else {
+                self.failed = true;
+            }
         }
         if let Some(p) = &mut self.progress {
             p.task_done(metrics.locality);
@@ -403,6 +398,21 @@ impl Coordinator {
             task: metrics.clone(),
         });
         self.metrics.push(metrics);
+        if self.barrier && self.attempt_failed && self.running.is_empty() {
+            // Spark's barrier mode: one failed task restarts every task of the stage.
+            self.attempt_failed = false;
+            if self.attempt + 1 < self.max_attempts {
+                self.attempt += 1;
+                tracing::warn!(
+                    stage,
+                    attempt = self.attempt,
+                    "restarting the barrier stage"
+                );
+                self.set.repend_all();
+            } else {
+                self.failed = true;
+            }
+        }
     }
 }
 
@@ -430,8 +440,23 @@ impl StageRun {
         name: &str,
         rdd: &Rc<dyn RddBase>,
         partitions: &[usize],
-    ) -> StageRun {
+    ) -> Result<StageRun> {
         let me = ctx.worker_index();
+        let barrier = is_barrier_stage(rdd);
+        if barrier && partitions.len() > ctx.num_workers() {
+            // Every worker sees the same numbers, so every worker fails here alike.
+            return Err(EngineError::InvalidArgument {
+                operation: "barrier stage".into(),
+                reason: format!(
+                    "stage {stage} ({name}) has {} partitions but the application has {} \
+                     workers, and a barrier stage runs all its tasks at once: repartition \
+                     or coalesce to at most {} partitions, or start more workers",
+                    partitions.len(),
+                    ctx.num_workers(),
+                    ctx.num_workers()
+                ),
+            });
+        }
         let round = ctx.round::<SchedMsg>(&format!("stage-{stage}"));
         let mailbox = Rc::new(RefCell::new(Mailbox {
             round,
@@ -478,6 +503,10 @@ impl StageRun {
                 bandwidth,
                 own: None,
                 progress: StageProgress::start(ctx.conf(), stage, name, partitions.len()),
+                barrier,
+                attempt: 0,
+                attempt_failed: false,
+                max_attempts: ctx.inner.max_failures.max(1) as u32,
             };
             c.register(me);
             Rc::new(RefCell::new(c))
@@ -488,9 +517,10 @@ impl StageRun {
                 coordinator: coordinator.clone(),
                 ctx: ctx.clone(),
                 stage,
+                barrier: None,
             })
         });
-        StageRun {
+        Ok(StageRun {
             ctx: ctx.clone(),
             mailbox,
             coordinator,
@@ -502,7 +532,7 @@ impl StageRun {
             asked: false,
             ended: None,
             _guard: MailboxGuard,
-        }
+        })
     }
 
     /// The next task for this worker, waiting (and serving fetches) until one is handed out;
@@ -521,8 +551,9 @@ impl StageRun {
         }
         loop {
             let now = Instant::now();
-            let msgs: Vec<SchedMsg> = mb.inbox.drain(..).collect();
-            for msg in msgs {
+            // One message at a time, collectives left queued: a barrier peer's message can
+            // arrive before this worker's launch, and what follows a launch stays queued too.
+            while let Some(msg) = mb.take(|m| !m.is_collective()) {
                 match (msg, coordinator.as_deref_mut()) {
                     (SchedMsg::Ready { worker }, Some(c)) => c.register(worker),
                     (SchedMsg::Done { metrics, changes }, Some(c)) => {
@@ -533,6 +564,7 @@ impl StageRun {
                             partition,
                             level,
                             remote,
+                            barrier,
                         },
                         None,
                     ) => {
@@ -540,6 +572,7 @@ impl StageRun {
                             partition,
                             level,
                             remote,
+                            barrier,
                             waited: now.duration_since(self.idle_since),
                         }));
                     }
@@ -595,8 +628,29 @@ impl StageRun {
             ..TaskIo::default()
         });
         let started = Instant::now();
-        let max_failures = self.ctx.inner.max_failures;
-        let outcome = run_task(self.stage, launch.partition, max_failures, &io, body);
+        // A barrier task gets one attempt, numbered by the stage attempt: the stage restarts
+        // as a whole (its tasks' collectives cannot resume half-way).
+        let (first, attempts) = match &launch.barrier {
+            Some(b) => (b.attempt as usize, 1),
+            None => (0, self.ctx.inner.max_failures),
+        };
+        set_current_barrier(launch.barrier.clone());
+        let outcome = run_task(self.stage, launch.partition, first, attempts, &io, body);
+        set_current_barrier(None);
+        if let (Some(b), Err(failure)) = (&launch.barrier, &outcome) {
+            // Peers blocked in a collective with this task stop waiting for it.
+            let mut mb = self.mailbox.borrow_mut();
+            for (rank, &w) in b.workers.iter().enumerate() {
+                if rank as u32 != b.rank {
+                    let msg = SchedMsg::BarrierAbort {
+                        attempt: b.attempt,
+                        rank: b.rank,
+                        reason: failure.message.clone(),
+                    };
+                    mb.round.send_now(w as usize, msg);
+                }
+            }
+        }
         self.task_done(launch, &io, started.elapsed(), outcome.is_err())?;
         Ok(outcome)
     }
@@ -662,6 +716,15 @@ impl StageRun {
             task_metrics: tasks,
         })
     }
+}
+
+/// Records the barrier task about to run on this thread (or that none is).
+fn set_current_barrier(barrier: Option<BarrierLaunch>) {
+    CURRENT.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.barrier = barrier;
+        }
+    });
 }
 
 /// Clears the thread's mailbox when the stage ends, on success or error.

@@ -181,6 +181,37 @@ impl TaskSet {
         best
     }
 
+    /// A barrier stage's launch: every pending task at once, each on a different free worker,
+    /// the best placed first (locality honoured where it can be, no waiting). `None` when the
+    /// free workers cannot take every task (too few of them, or a task pinned to a process
+    /// whose workers are taken).
+    pub(crate) fn offer_all(&mut self, free: &[usize]) -> Option<Vec<Assignment>> {
+        let mut taken = vec![false; free.len()];
+        let mut out = Vec::with_capacity(self.pending.len());
+        for &task in &self.pending {
+            let p = &self.placements[task];
+            let (slot, level) = free
+                .iter()
+                .enumerate()
+                .filter(|&(slot, &w)| !taken[slot] && p.allows(w, &self.topo))
+                .map(|(slot, &w)| (slot, p.level_on(w, &self.topo)))
+                .min_by_key(|&(_, level)| level)?;
+            taken[slot] = true;
+            out.push(Assignment {
+                worker: free[slot],
+                task,
+                level,
+            });
+        }
+        self.pending.clear();
+        Some(out)
+    }
+
+    /// Puts every task back to pending (a barrier stage restarting after a failed task).
+    pub(crate) fn repend_all(&mut self) {
+        self.pending = (0..self.placements.len()).collect();
+    }
+
     /// How long until the allowed level can loosen (for parking), if it can.
     pub(crate) fn time_to_deadline(&self, now: Instant) -> Option<Duration> {
         self.next_deadline()
@@ -287,5 +318,29 @@ mod tests {
         );
         assert!(set.offer(&[1], t0 + Duration::from_secs(10)).is_empty());
         assert_eq!(set.offer(&[0], t0 + Duration::from_secs(10)).len(), 1);
+    }
+
+    #[test]
+    fn a_barrier_launch_gives_every_task_its_own_worker_locally_where_it_can() {
+        let t0 = Instant::now();
+        let mut set = TaskSet::new(
+            vec![on(1), on(1), Placement::default()],
+            LocalityWaits::uniform(Duration::from_secs(3)),
+            Topology::local(3),
+            t0,
+        );
+        let got = set.offer_all(&[0, 1, 2]).unwrap();
+        let workers: Vec<usize> = got.iter().map(|a| a.worker).collect();
+        assert_eq!(workers[0], 1, "the first task runs where its block is");
+        let mut sorted = workers.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 3, "one task per worker: {workers:?}");
+        assert!(!set.has_pending());
+        set.repend_all();
+        assert!(
+            set.offer_all(&[0, 1]).is_none(),
+            "three tasks need three workers"
+        );
     }
 }

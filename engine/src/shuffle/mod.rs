@@ -263,7 +263,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
             .unwrap_or(8192);
         let parent = Rc::clone(&self.parent) as Rc<dyn RddBase>;
         let maps: Vec<usize> = (0..parent.num_partitions()).collect();
-        let mut run = StageRun::start(ctx, stage, name, &parent, &maps);
+        let mut run = StageRun::start(ctx, stage, name, &parent, &maps)?;
         let mut round = ctx.round::<ShuffleMsg<K, C>>(&format!("shuffle-{}", self.id));
         while let Some(launch) = run.next_task()? {
             let split = launch.partition;
@@ -314,7 +314,20 @@ impl<K: Key, V: Data, C: Data> ShuffleDepBase for ShuffleDependency<K, V, C> {
                 } => data.push((reduce, map, attempt, seq, records)),
             }
         }
-        statuses.sort_by_key(|s| s.0);
+        // A restarted barrier stage reports a map task once per stage attempt: the last counts.
+        let order = |o: &Result<u32, TaskFailure>| match o {
+            Ok(attempt) => *attempt as usize,
+            Err(f) => f.attempts.saturating_sub(1),
+        };
+        statuses.sort_by_key(|s| (s.0, order(&s.1)));
+        statuses.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                std::mem::swap(later, earlier);
+                true
+            } else {
+                false
+            }
+        });
         let mut failure: Option<TaskFailure> = None;
         for (map, outcome, acc) in &statuses {
             match outcome {
