@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 
+use super::during_task::barrier_mailbox;
 use super::mailbox::{BarrierLaunch, Mailbox, Payload, SchedMsg};
-use super::stage::{barrier_mailbox, PARK};
+use super::stage::PARK;
 
 /// How [`BarrierTask::all_reduce`] combines the buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,24 @@
 //! Running jobs: an action's lineage is cut into stages at shuffle dependencies; the missing
 //! shuffle map stages run first (parents before children), then the result stage. Within a stage
-//! worker 0 hands tasks to free workers by locality with delay scheduling (`task_set`,
-//! `stage`); results and failures travel to every worker, so every worker returns the same
-//! answer or the same error, and every worker gets every task's metrics ([`JobStats`]).
+//! worker 0 hands tasks to free workers by locality with delay scheduling; results and failures
+//! travel to every worker, so every worker returns the same answer or the same error, and every
+//! worker gets every task's metrics ([`JobStats`]).
+//!
+//! The parts, one per module:
+//! - `stage`: one stage's loop on every worker (open, take tasks, run them, report, close);
+//! - `coordinator`: worker 0's state and decisions for a stage (offer rounds, fetch or
+//!   recompute, finished tasks, barrier restarts, the end of the stage);
+//! - `task_set`: delay scheduling of a stage's pending tasks; `locality`: locality levels,
+//!   placements and the cluster's topology; `registry`: which worker caches which block;
+//! - `mailbox`: the stage's message round and its messages; `during_task`: what the scheduler
+//!   does from inside a running task (polling, block fetches, a barrier task's mailbox);
+//! - `collective`: the collectives of a barrier stage's tasks ([`BarrierTask`]);
+//! - `metrics`, `events`, `summary`, `progress`: task and stage statistics, the event log and
+//!   its summaries, the console progress bar.
 
 mod collective;
+mod coordinator;
+mod during_task;
 mod events;
 mod locality;
 mod mailbox;
@@ -16,6 +30,7 @@ mod summary;
 mod task_set;
 
 pub use collective::{BarrierTask, CommStats, ReduceOp};
+pub(crate) use during_task::{fetch_block, Polling, TaskInput};
 pub(crate) use events::EventLog;
 pub use events::{read_event_log, Event, LogLine};
 pub(crate) use locality::Topology;
@@ -23,7 +38,7 @@ pub use locality::{Locality, LocalityWaits};
 pub(crate) use mailbox::RemoteRead;
 pub use metrics::{last_job_stats, BlockSource, JobStats, StageStats, TaskMetrics};
 pub(crate) use registry::{BlockChange, BlockRegistry};
-pub(crate) use stage::{fetch_block, Polling, StageRun, TaskInput};
+pub(crate) use stage::StageRun;
 pub use summary::{summarize, JobSummary, LogSummary, StageSummary};
 
 use std::collections::HashSet;
