@@ -96,6 +96,18 @@ pub enum MlError {
     /// An evaluation failed.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    /// A job on the engine failed (a distributed training or evaluation stage); the error
+    /// names the stage, partition and cause.
+    #[error(transparent)]
+    Engine(#[from] ember_engine::EngineError),
+    /// A training checkpoint cannot be used: from another network, or unreadable.
+    #[error("checkpoint {url}: {reason}")]
+    Checkpoint {
+        /// Where the checkpoint is.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// JSON configuration could not be parsed.
     #[error("bad JSON in {what}: {source}")]
     Json {

@@ -393,3 +393,15 @@ pub fn one_hot(indices: &[usize], num_classes: usize) -> Result<Array2<f32>, Dat
     }
     Ok(labels)
 }
+
+/// A minibatch is charged its arrays' buffers by the block manager, so a cached
+/// `Rdd<MiniBatch>` at MEMORY_ONLY counts its true size (what Spark under-counts).
+impl ember_engine::SizeOf for MiniBatch {
+    fn heap_bytes(&self) -> usize {
+        self.features.heap_bytes()
+            + self.labels.heap_bytes()
+            + self.features_mask.as_ref().map_or(0, |m| m.heap_bytes())
+            + self.labels_mask.as_ref().map_or(0, |m| m.heap_bytes())
+            + self.feature_shape.capacity() * std::mem::size_of::<usize>()
+    }
+}

@@ -42,7 +42,14 @@ pub struct StepRecord {
 impl StepRecord {
     /// Wall time of the step: the sum of its phases.
     pub fn total_us(&self) -> u64 {
-        self.data_wait_us + self.compute_us + self.optimizer_us + self.comm_us + self.peer_wait_us
+        [
+            self.compute_us,
+            self.optimizer_us,
+            self.comm_us,
+            self.peer_wait_us,
+        ]
+        .iter()
+        .fold(self.data_wait_us, |a, &b| a.saturating_add(b))
     }
 }
 

@@ -185,6 +185,12 @@ impl Network {
         &self.grads
     }
 
+    /// Parameters and gradients together, writable: for an optimizer step on gradients that
+    /// were changed in place (all-reduced over workers, for example).
+    pub fn params_and_grads_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.params, &mut self.grads)
+    }
+
     /// Non-trainable state (batch-norm running statistics), flat.
     pub fn buffers(&self) -> &[f32] {
         &self.buffers

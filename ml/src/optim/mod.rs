@@ -218,6 +218,12 @@ impl Optimizer {
         Ok(o)
     }
 
+    /// The flat state, writable: averaged over workers by parameter averaging (DL4J's
+    /// `saveUpdater`), restored from a checkpoint.
+    pub fn state_mut(&mut self) -> &mut [f32] {
+        &mut self.state
+    }
+
     /// The configuration.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
