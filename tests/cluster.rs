@@ -1,5 +1,5 @@
 //! Cluster mode: two processes of two workers each on 127.0.0.1, connected by timely's
-//! networking, give the same answers as local mode.
+//! networking, give the same answers as local mode, collectives of barrier stages included.
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -109,4 +109,15 @@ fn two_processes_match_local_mode() {
         .filter(|i| ((i * 7919) % 1000) % 2 == 0)
         .count() as i64;
     assert_eq!(local["join_rows"], expected_rows);
+    // Collectives across the two processes: every all-reduce, broadcast and all-gather equals
+    // the sequential computation, and the barrier stage whose rank 1 task panicked restarted.
+    for (name, run) in [
+        ("cluster", &cluster),
+        ("local[4]", &local),
+        ("local[1]", &single),
+    ] {
+        assert_eq!(run["collective_mismatches"], 0, "{name}");
+        assert_eq!(run["collective_tasks_ok"], true, "{name}");
+        assert_eq!(run["barrier_restart_ok"], true, "{name}");
+    }
 }

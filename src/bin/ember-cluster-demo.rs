@@ -1,5 +1,6 @@
 //! A self-checking job suite that runs unchanged in local and cluster mode, printing its
-//! answers as one JSON object (from worker 0).
+//! answers as one JSON object (from worker 0). Every answer is the same whatever the number of
+//! workers (but `workers`), so a cluster run can be compared key by key with local runs.
 //!
 //! Local: `ember-cluster-demo` (or `EMBER_MASTER=local[4] ember-cluster-demo`).
 //! Two processes on this host, two workers each (run both, or use `ember-submit -n 2 -w 2`):
@@ -34,6 +35,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ember::engine::ReduceOp;
 use ember::prelude::*;
 use serde_json::json;
 
@@ -99,7 +101,8 @@ fn main() {
 /// What one worker's driver returns: the answer on worker 0, nothing elsewhere.
 type Outcome = Result<Option<serde_json::Value>, EngineError>;
 
-/// The job suite: operators across shuffles, broadcast, accumulators, sorting, joins.
+/// The job suite: operators across shuffles, broadcast, accumulators, sorting, joins, and the
+/// collectives of barrier stages.
 fn suite(ctx: &Context, crash: bool) -> Outcome {
     let lines: Vec<String> = (0..2000u64)
         .map(|i| {
@@ -162,6 +165,7 @@ fn suite(ctx: &Context, crash: bool) -> Outcome {
         .count()?;
     let coalesced = ctx.range(0, 1000, 1, 8)?.coalesce(4)?.collect()?;
     let distinct = pairs.keys().distinct().count()?;
+    let collectives = collectives(ctx)?;
 
     let answer = json!({
         "workers": ctx.num_workers(),
@@ -179,8 +183,178 @@ fn suite(ctx: &Context, crash: bool) -> Outcome {
         "cartesian": cart,
         "coalesced_sum": coalesced.iter().sum::<i64>(),
         "distinct_keys": distinct,
+        "collective_mismatches": collectives.mismatches,
+        "collective_tasks_ok": collectives.tasks_ok,
+        "barrier_restart_ok": collectives.restart_ok,
     });
     Ok((ctx.worker_index() == 0).then_some(answer))
+}
+
+/// What the collectives section found; the same whatever the number of workers.
+struct Collectives {
+    /// Values (and ranks) that differ from the sums computed here by the driver.
+    mismatches: u64,
+    /// Every task ran once, at its rank, on a worker of its own, with every collective counted.
+    tasks_ok: bool,
+    /// A barrier stage whose task of rank 1 panics in the first attempt restarted as a whole and
+    /// gave the same sums.
+    restart_ok: bool,
+}
+
+/// Buffer lengths all-reduced by every task: empty, one value, fewer values than tasks, and
+/// more than a million (not a multiple of the number of tasks).
+const REDUCE_LENGTHS: [usize; 4] = [0, 1, 7, 1_000_003];
+/// Length of the buffer broadcast from the last rank.
+const BROADCAST_LENGTH: usize = 10_007;
+
+/// Rank `rank`'s buffer of `len` values: distinct per rank, and exact in f32 sums over a few
+/// ranks, so any order of additions gives the same bits.
+fn rank_buffer(rank: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7 + rank * 13) % 1000) as f32 - 500.0 + rank as f32 * 0.25)
+        .collect()
+}
+
+/// How many positions of `got` differ (bit for bit) from `want`, a missing or extra value
+/// counting as one.
+fn count_mismatches(got: &[f32], want: &[f32]) -> u64 {
+    let differ = got
+        .iter()
+        .zip(want)
+        .filter(|(g, w)| g.to_bits() != w.to_bits())
+        .count();
+    (differ + got.len().abs_diff(want.len())) as u64
+}
+
+/// What one task of the collectives stage reports to the driver: its rank, partition, number
+/// of tasks, attempt, the worker of every rank, its mismatches and its collective calls (a
+/// tuple: the binary has no serde derive).
+type TaskReport = (usize, usize, usize, usize, Vec<usize>, u64, u64);
+
+/// Barrier stages of one task per worker: all-reduces (sum and mean) of rank-built buffers,
+/// a broadcast from the last rank and an all-gather of the ranks, checked against sequential
+/// sums computed here; then a stage whose rank 1 task panics in the first attempt (rank 0 on a
+/// single worker), which must restart as a whole and give the same sums.
+fn collectives(ctx: &Context) -> Result<Collectives, EngineError> {
+    let n = ctx.num_workers();
+    // The sums, added in rank order, and the means as all_reduce forms them (sum times 1/n).
+    let sums: Vec<Vec<f32>> = REDUCE_LENGTHS
+        .iter()
+        .map(|&len| {
+            let mut acc = rank_buffer(0, len);
+            for r in 1..n {
+                for (a, b) in acc.iter_mut().zip(rank_buffer(r, len)) {
+                    *a += b;
+                }
+            }
+            acc
+        })
+        .collect();
+    let scale = 1.0 / n as f32;
+    let means: Vec<Vec<f32>> = sums
+        .iter()
+        .map(|s| s.iter().map(|v| v * scale).collect())
+        .collect();
+    let broadcast = rank_buffer(n - 1, BROADCAST_LENGTH);
+    let ranks: Vec<usize> = (0..n).collect();
+    let expected = std::rc::Rc::new((sums, means, broadcast, ranks.clone()));
+
+    let want = std::rc::Rc::clone(&expected);
+    let reports: Vec<TaskReport> = ctx
+        .parallelize(ranks.clone(), n)?
+        .barrier()
+        .map_partitions(move |task, _| {
+            let (sums, means, broadcast, ranks) = &*want;
+            let rank = task.rank();
+            let mut wrong = 0;
+            for (i, &len) in REDUCE_LENGTHS.iter().enumerate() {
+                let mut buf = rank_buffer(rank, len);
+                task.all_reduce(&mut buf, ReduceOp::Sum)?;
+                wrong += count_mismatches(&buf, &sums[i]);
+                let mut buf = rank_buffer(rank, len);
+                task.all_reduce(&mut buf, ReduceOp::Mean)?;
+                wrong += count_mismatches(&buf, &means[i]);
+            }
+            let root = task.num_tasks() - 1;
+            let mut buf = if rank == root {
+                rank_buffer(rank, BROADCAST_LENGTH)
+            } else {
+                vec![-1.0; 3]
+            };
+            task.broadcast(&mut buf, root)?;
+            wrong += count_mismatches(&buf, broadcast);
+            let gathered = task.all_gather(&rank)?;
+            wrong += gathered.len().abs_diff(ranks.len()) as u64;
+            wrong += gathered.iter().zip(ranks).filter(|(g, r)| g != r).count() as u64;
+            task.barrier()?;
+            let report: TaskReport = (
+                rank,
+                task.partition(),
+                task.num_tasks(),
+                task.attempt(),
+                task.workers(),
+                wrong,
+                task.comm_stats().calls,
+            );
+            Ok(std::iter::once(report))
+        })
+        .collect()?;
+    // Two all-reduces per length, the broadcast, the all-gather and the barrier.
+    let calls = 2 * REDUCE_LENGTHS.len() as u64 + 3;
+    let misplaced = reports
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| r.0 != *i || r.1 != *i)
+        .count()
+        + reports.len().abs_diff(n);
+    let mismatches = reports.iter().map(|r| r.5).sum::<u64>() + misplaced as u64;
+    let tasks_ok = reports.len() == n
+        && reports
+            .iter()
+            .all(|(_, _, tasks, attempt, workers, _, made)| {
+                let mut distinct = workers.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                *tasks == n
+                    && *attempt == 0
+                    && *made == calls
+                    && distinct.len() == n
+                    && *workers == reports[0].4
+            });
+
+    // Rank 1 fails once, after a first barrier: its peers are waiting in the all-reduce when
+    // it panics, and must give up on it, then run again with it.
+    let failing = 1.min(n - 1);
+    let want = std::rc::Rc::clone(&expected);
+    let restarted: Vec<(usize, usize, u64)> = ctx
+        .parallelize(ranks, n)?
+        .barrier()
+        .map_partitions(move |task, _| {
+            let rank = task.rank();
+            task.barrier()?;
+            if rank == failing && task.attempt() == 0 {
+                panic!("ember-cluster-demo: rank {rank} fails in attempt 0, as planned");
+            }
+            let len = REDUCE_LENGTHS[2];
+            let mut buf = rank_buffer(rank, len);
+            task.all_reduce(&mut buf, ReduceOp::Sum)?;
+            Ok(std::iter::once((
+                rank,
+                task.attempt(),
+                count_mismatches(&buf, &want.0[2]),
+            )))
+        })
+        .collect()?;
+    let restart_ok = restarted.len() == n
+        && restarted
+            .iter()
+            .enumerate()
+            .all(|(i, &(rank, attempt, wrong))| rank == i && attempt == 1 && wrong == 0);
+    Ok(Collectives {
+        mismatches,
+        tasks_ok,
+        restart_ok,
+    })
 }
 
 /// Writes `process` (the process index) into `dir/pids/<this process's id>`.
