@@ -1,6 +1,8 @@
 //! Collectives and barrier stages: all-reduce, broadcast and all-gather against sequential
 //! computations on 1, 2 and 4 workers; a barrier stage whose task fails once restarts and gives
-//! the same answer; stages that cannot run as barrier stages are refused before they start.
+//! the same answer; stages that cannot run as barrier stages (too many partitions, some of the
+//! partitions only, a union or coalesce after the barrier RDD) are refused before they start;
+//! two barrier RDDs in one stage keep their collectives apart.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -291,4 +293,110 @@ fn tree_aggregate_equals_aggregate_at_every_depth() {
     assert_eq!(out.1, vec![sum; 4]);
     assert_eq!(out.2.iter().sum::<i64>(), sum);
     assert!(out.3);
+}
+
+#[test]
+fn a_barrier_rdd_over_another_in_one_stage_keeps_their_collectives_apart() {
+    // Both barrier RDDs run in one stage, so every task makes two `BarrierTask`s, one after the
+    // other. A fast rank's first message for the outer one could reach a slow rank still
+    // waiting in the inner one; collectives numbered per `BarrierTask` then matched it (the
+    // same number and step), and a rank's value went missing, replaced by the slow rank's own.
+    let bad = ember_engine::run(conf(4), |ctx| {
+        let mut bad = Vec::new();
+        for round in 0..300u64 {
+            let out = ctx
+                .parallelize((0..4u64).collect::<Vec<_>>(), 4)?
+                .barrier()
+                .map_partitions(move |task, _| {
+                    let inner = task.all_gather(&(task.rank() as u64 + round * 10))?;
+                    Ok(std::iter::once(inner))
+                })
+                .barrier()
+                .map_partitions(move |task, inner| {
+                    let inner: Vec<Vec<u64>> = inner.collect();
+                    let outer = task.all_gather(&(task.rank() as u64 + 1000 + round * 10))?;
+                    let mut sum = [task.rank() as f32];
+                    task.all_reduce(&mut sum, ReduceOp::Sum)?;
+                    Ok(std::iter::once((inner, outer, sum[0])))
+                })
+                .collect()?;
+            let inner: Vec<u64> = (0..4).map(|r| r + round * 10).collect();
+            let outer: Vec<u64> = (0..4).map(|r| r + 1000 + round * 10).collect();
+            for (i, o, s) in out {
+                if i != vec![inner.clone()] || o != outer || s != 6.0 {
+                    bad.push((round, i, o, s));
+                }
+            }
+        }
+        Ok::<_, EngineError>(bad)
+    })
+    .unwrap()
+    .unwrap();
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
+/// A barrier RDD of one partition per worker whose tasks all-reduce their values.
+fn summed(ctx: &Context, partitions: usize) -> Rdd<f32> {
+    ctx.parallelize((1..=partitions).map(|p| p as f32).collect(), partitions)
+        .unwrap()
+        .barrier()
+        .map_partitions(|task, xs| {
+            let mut v = [xs.sum::<f32>()];
+            task.all_reduce(&mut v, ReduceOp::Sum)?;
+            Ok(std::iter::once(v[0]))
+        })
+}
+
+#[test]
+fn actions_on_some_partitions_of_a_barrier_stage_are_refused() {
+    // `first` ran a barrier stage of partition 0 alone: a sum over one task, silently.
+    let out = ember_engine::run(conf(2), |ctx| {
+        let rdd = summed(ctx, 2);
+        let errors: Vec<String> = [
+            rdd.first().map(|_| ()),
+            rdd.take(1).map(|_| ()),
+            rdd.zip_with_index().map(|_| ()),
+        ]
+        .into_iter()
+        .map(|r| r.unwrap_err().to_string())
+        .collect();
+        let after_shuffle = rdd.repartition(1).unwrap().first().unwrap();
+        (rdd.collect().unwrap(), errors, after_shuffle)
+    })
+    .unwrap();
+    assert_eq!(out.0, vec![3.0, 3.0]);
+    for e in &out.1 {
+        assert!(e.contains("1 of the 2 partitions"), "{e}");
+        assert!(e.contains("repartition"), "names the fix: {e}");
+    }
+    assert_eq!(out.2, Some(3.0));
+}
+
+#[test]
+fn a_union_or_coalesce_after_a_barrier_rdd_in_its_stage_is_refused() {
+    let out = ember_engine::run(conf(2), |ctx| {
+        // Four barrier partitions in two tasks: sums over pairs of partitions, silently.
+        let coalesced = summed(ctx, 4).coalesce(2).unwrap().collect();
+        let union = summed(ctx, 1).union(&summed(ctx, 1)).collect();
+        // Before the barrier RDD, in the same stage, a coalesce is fine.
+        let before = ctx
+            .parallelize(vec![1.0f32, 2.0, 3.0, 4.0], 4)
+            .unwrap()
+            .coalesce(2)
+            .unwrap()
+            .barrier()
+            .map_partitions(|task, xs| {
+                let mut v = [xs.sum::<f32>()];
+                task.all_reduce(&mut v, ReduceOp::Sum)?;
+                Ok(std::iter::once(v[0]))
+            })
+            .collect();
+        (coalesced, union, before)
+    })
+    .unwrap();
+    let coalesced = out.0.unwrap_err().to_string();
+    assert!(coalesced.contains("through a coalesce"), "{coalesced}");
+    let union = out.1.unwrap_err().to_string();
+    assert!(union.contains("through a union"), "{union}");
+    assert_eq!(out.2.unwrap(), vec![10.0, 10.0]);
 }

@@ -1,8 +1,11 @@
 //! Barrier RDDs (Spark's barrier execution mode): `rdd.barrier().map_partitions(f)` runs `f`
 //! in a barrier stage, where every task of the stage is launched at once, one per worker, so
 //! the tasks can talk to each other through collectives ([`BarrierTask`]). A failed task
-//! restarts every task of the stage, up to `ember.task.maxFailures` times; a stage with more
-//! partitions than the application has workers is refused before it starts.
+//! restarts every task of the stage, up to `ember.task.maxFailures` times. Refused before they
+//! start, as in Spark: a stage with more partitions than the application has workers, an action
+//! that computes only some of its partitions (`first`, `take`, `zip_with_index`: repartition
+//! after the barrier map first), and a union or coalesce between the barrier RDD and the end of
+//! its stage.
 //!
 //! ```
 //! use ember_engine::prelude::*;

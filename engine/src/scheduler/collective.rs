@@ -7,6 +7,11 @@
 //! bit-identical whatever the timing) and sends the sum to every other task. Each task sends
 //! and receives `2 (n-1)/n` of the buffer, as raw bytes.
 //!
+//! Messages are matched by stage attempt, collective number and step. A task numbers its
+//! collectives from one counter, whichever barrier RDD of the stage calls them (a stage can
+//! compute a barrier RDD over another), so the messages of two collectives never match each
+//! other however the tasks' timings differ.
+//!
 //! A task that fails tells its peers, and a peer waiting in a collective then fails too with
 //! [`EngineError::PeerFailed`] naming the failed rank: the stage restarts as a whole.
 
@@ -52,7 +57,8 @@ pub struct BarrierTask {
     mailbox: Rc<RefCell<Mailbox>>,
     launch: BarrierLaunch,
     partition: usize,
-    seq: Cell<u32>,
+    /// Numbers the task's collectives; shared by every `BarrierTask` of the task.
+    seq: Rc<Cell<u32>>,
     stats: Cell<CommStats>,
     clock_offset_us: Cell<Option<i64>>,
 }
@@ -66,17 +72,18 @@ const PONG: u8 = 3;
 impl BarrierTask {
     /// The barrier task running on this thread; an error outside a barrier stage.
     pub(crate) fn current(partition: usize) -> Result<BarrierTask> {
-        let (mailbox, launch) = barrier_mailbox().ok_or_else(|| EngineError::InvalidArgument {
-            operation: "barrier task".into(),
-            reason: "collectives can only be called from a task of a barrier stage \
+        let (mailbox, launch, seq) =
+            barrier_mailbox().ok_or_else(|| EngineError::InvalidArgument {
+                operation: "barrier task".into(),
+                reason: "collectives can only be called from a task of a barrier stage \
                      (rdd.barrier().map_partitions(..))"
-                .into(),
-        })?;
+                    .into(),
+            })?;
         Ok(BarrierTask {
             mailbox,
             launch,
             partition,
-            seq: Cell::new(0),
+            seq,
             stats: Cell::new(CommStats::default()),
             clock_offset_us: Cell::new(None),
         })
@@ -348,6 +355,11 @@ impl BarrierTask {
         let mut out: Vec<Option<Vec<u8>>> = vec![None; n];
         for _ in 1..n {
             let (from, bytes) = self.receive_any(seq, phase, waited)?;
+            if from == self.rank() || out[from].is_some() {
+                // Never the case while collectives are numbered per task: an error, not a
+                // rank's contribution silently missing.
+                return Err(self.mismatch(from, "two messages for one step of a collective"));
+            }
             out[from] = Some(bytes);
         }
         Ok(out)

@@ -9,7 +9,7 @@
 //! process fetches it here ([`fetch_block`]), and a barrier task's collectives find the stage's
 //! mailbox here ([`barrier_mailbox`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -28,8 +28,9 @@ struct Current {
     coordinator: Option<Rc<RefCell<Coordinator>>>,
     ctx: Context,
     stage: usize,
-    /// The barrier task running on this thread, if one is.
-    barrier: Option<BarrierLaunch>,
+    /// The barrier task running on this thread, if one is, and the number of its next
+    /// collective.
+    barrier: Option<(BarrierLaunch, Rc<Cell<u32>>)>,
 }
 
 thread_local! {
@@ -65,21 +66,26 @@ impl Drop for CurrentGuard {
     }
 }
 
-/// Records the barrier task about to run on this thread (or that none is).
+/// Records the barrier task about to run on this thread (or that none is); its collectives
+/// are numbered from 0.
 pub(super) fn set_current_barrier(barrier: Option<BarrierLaunch>) {
     CURRENT.with(|c| {
         if let Some(c) = c.borrow_mut().as_mut() {
-            c.barrier = barrier;
+            c.barrier = barrier.map(|b| (b, Rc::new(Cell::new(0))));
         }
     });
 }
 
-/// What a barrier task's collectives work with: the stage's mailbox and the task's launch.
-pub(super) fn barrier_mailbox() -> Option<(Rc<RefCell<Mailbox>>, BarrierLaunch)> {
+/// What a barrier task's collectives work with: the stage's mailbox, the task's launch, and the
+/// counter numbering its collectives. One counter per task, shared by every
+/// [`BarrierTask`](super::BarrierTask) the task makes (a stage computing two barrier RDDs, or
+/// one twice): the messages of two collectives of one task never carry the same number.
+pub(super) fn barrier_mailbox() -> Option<(Rc<RefCell<Mailbox>>, BarrierLaunch, Rc<Cell<u32>>)> {
     CURRENT.with(|c| {
         let c = c.borrow();
         let c = c.as_ref()?;
-        Some((Rc::clone(&c.mailbox), c.barrier.clone()?))
+        let (launch, seq) = c.barrier.as_ref()?;
+        Some((Rc::clone(&c.mailbox), launch.clone(), Rc::clone(seq)))
     })
 }
 

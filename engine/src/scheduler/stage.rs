@@ -8,7 +8,7 @@
 //! in-task poll ([`super::during_task`]) the ones that arrive during worker 0's own tasks.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,28 +43,65 @@ pub(crate) struct Launch {
 /// The longest a waiting worker parks between polls.
 pub(super) const PARK: Duration = Duration::from_millis(1);
 
-/// Whether the stage computing `rdd` is a barrier stage: a barrier RDD in its narrow lineage
-/// (shuffles end a stage).
-fn is_barrier_stage(rdd: &Rc<dyn RddBase>) -> bool {
-    let mut stack = vec![Rc::clone(rdd)];
-    let mut seen = std::collections::HashSet::new();
-    while let Some(r) = stack.pop() {
-        if !seen.insert(r.id()) {
+/// Whether the stage computing `partitions` of `rdd` is a barrier stage: a barrier RDD in its
+/// narrow lineage (shuffles end a stage). An error when its tasks could not each compute, at
+/// their rank, one partition of every barrier RDD in it, among all of that RDD's partitions:
+/// the job computes only some partitions (`first`, `take`, `zip_with_index`...), or a union or
+/// a coalesce lies between a barrier RDD and the stage's result. Spark refuses the same.
+fn barrier_stage(
+    rdd: &Rc<dyn RddBase>,
+    partitions: &[usize],
+    stage: usize,
+    name: &str,
+) -> Result<bool> {
+    let refuse = |reason: String| EngineError::InvalidArgument {
+        operation: "barrier stage".into(),
+        reason: format!("stage {stage} ({name}) {reason}"),
+    };
+    // Each node with the first regrouping node (a union or coalesce) on the way to it, if any.
+    let mut stack: Vec<(Rc<dyn RddBase>, Option<Rc<dyn RddBase>>)> = vec![(Rc::clone(rdd), None)];
+    let mut seen = HashSet::new();
+    let mut barrier = false;
+    while let Some((r, regrouped)) = stack.pop() {
+        if !seen.insert((r.id(), regrouped.is_some())) {
             continue;
         }
         if r.is_barrier() {
-            return true;
+            barrier = true;
+            if let Some(via) = &regrouped {
+                return Err(refuse(format!(
+                    "reads the barrier RDD made at {} through a {} (made at {}), so its tasks \
+                     would not each compute one partition of it at their rank: run the \
+                     barrier map_partitions after the {}, or repartition in between",
+                    r.call_site(),
+                    via.op(),
+                    via.call_site(),
+                    via.op()
+                )));
+            }
         }
         for dep in r.dependencies() {
             match dep {
-                Dependency::OneToOne(p)
-                | Dependency::Range { parent: p, .. }
-                | Dependency::Groups { parent: p, .. } => stack.push(p),
+                Dependency::OneToOne(p) => stack.push((p, regrouped.clone())),
+                Dependency::Range { parent: p, .. } | Dependency::Groups { parent: p, .. } => {
+                    let via = regrouped.clone().unwrap_or_else(|| Rc::clone(&r));
+                    stack.push((p, Some(via)));
+                }
                 Dependency::Shuffle(_) => {}
             }
         }
     }
-    false
+    if barrier && partitions.len() != rdd.num_partitions() {
+        return Err(refuse(format!(
+            "computes {} of the {} partitions of a barrier stage, whose tasks run together \
+             and see each other: run an action that computes every partition (collect, \
+             count...), or repartition after the barrier map_partitions so that this action \
+             runs in a stage of its own",
+            partitions.len(),
+            rdd.num_partitions()
+        )));
+    }
+    Ok(barrier)
 }
 
 /// One stage being run on this worker.
@@ -93,7 +130,7 @@ impl StageRun {
         partitions: &[usize],
     ) -> Result<StageRun> {
         let me = ctx.worker_index();
-        let barrier = is_barrier_stage(rdd);
+        let barrier = barrier_stage(rdd, partitions, stage, name)?;
         if barrier && partitions.len() > ctx.num_workers() {
             // Every worker sees the same numbers, so every worker fails here alike.
             return Err(EngineError::InvalidArgument {
