@@ -191,7 +191,7 @@ impl Trainer {
                     &mut counters,
                 )?,
                 Sync::Average { every, updater } => {
-                    let at_sync = batch.is_none() || (local + 1) % every == 0;
+                    let at_sync = batch.is_none() || (local + 1).is_multiple_of(every);
                     let go_on = local_step(&mut rep, batch.as_ref(), &mut rec, &mut counters)?;
                     if at_sync {
                         average(task, &mut rep, updater, &mut comm, &mut counters)?
@@ -241,7 +241,7 @@ impl Trainer {
         let Some(policy) = &self.checkpoint else {
             return Ok(());
         };
-        if policy.every == 0 || syncs % policy.every != 0 {
+        if policy.every == 0 || !syncs.is_multiple_of(policy.every) {
             return Ok(());
         }
         let progress = Progress {
