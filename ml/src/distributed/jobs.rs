@@ -89,6 +89,9 @@ pub(crate) fn run_epoch(job: &EpochJob<'_>, pa: &ParameterAveraging) -> Result<E
         .map_partitions(|it| Box::new(std::iter::once(it.count())))
         .collect()?;
     let rounds = counts.iter().map(|c| c.div_ceil(k)).max().unwrap_or(0);
+    // Steps of the epoch: the longest partition's batches (a last round may train fewer than
+    // k), rounds skipped after a resume included, as in the resident mode.
+    let longest = counts.iter().copied().max().unwrap_or(0) as u64;
     let origin = job.origin_us.unwrap_or_else(unix_micros);
     let mut report = EpochReport {
         origin_us: origin,
@@ -145,9 +148,9 @@ pub(crate) fn run_epoch(job: &EpochJob<'_>, pa: &ParameterAveraging) -> Result<E
         loss += partial.loss_sum;
         nbatches += partial.batches;
         report.syncs += 1;
-        report.steps += k as u64;
         report.records.extend(records);
     }
+    report.steps = longest;
     report.mean_loss = loss / nbatches.max(1) as f64;
     report.seconds = started.elapsed().as_secs_f64();
     // Every worker applied the same average: one checksum per worker, all equal.

@@ -9,7 +9,7 @@ use ember_engine::{Context, Rdd};
 
 use super::checkpoint::{self, Progress};
 use super::master::{CheckpointPolicy, EpochInput, EpochJob, EpochReport, TrainingMaster};
-use super::replica::Replica;
+use super::replica::{to_engine, Replica};
 use super::stats::{RunInfo, StepRecord};
 use crate::data::MiniBatch;
 use crate::error::{MlError, Result};
@@ -184,7 +184,7 @@ impl DistributedNetwork {
         self.records.extend(report.records.iter().cloned());
         self.first_step += report.steps;
         self.skip_syncs = 0;
-        if let (Some(policy), 0) = (&self.checkpoint, self.ctx.worker_index()) {
+        if let Some(policy) = &self.checkpoint {
             let progress = Progress {
                 epoch: self.epoch,
                 syncs_in_epoch: report.syncs,
@@ -192,11 +192,35 @@ impl DistributedNetwork {
                 epoch_first_step: self.first_step,
                 epoch_done: true,
             };
-            let config = self.ctx.conf().storage_config();
-            checkpoint::save(&policy.url, &config, &self.replica.borrow(), &progress)?;
+            self.save_on_rank_0(policy, progress)?;
         }
         self.epoch += 1;
         Ok(report)
+    }
+
+    /// Saves the end-of-epoch checkpoint from rank 0 of a one-task-per-worker barrier stage, so
+    /// that `fit` returns on no worker before the checkpoint is written (a worker that went on
+    /// at once could otherwise read the epoch's last mid-epoch checkpoint, e.g. in
+    /// [`Self::with_checkpoints`], and resume in another epoch than its peers) and a failed save
+    /// fails `fit` on every worker alike. The replicas are bit-identical after an epoch, so the
+    /// one rank 0 holds is every worker's.
+    fn save_on_rank_0(&self, policy: &CheckpointPolicy, progress: Progress) -> Result<()> {
+        let workers = self.ctx.num_workers();
+        let replica = Rc::clone(&self.replica);
+        let url = policy.url.clone();
+        let config = self.ctx.conf().storage_config();
+        self.ctx
+            .parallelize((0..workers).collect::<Vec<usize>>(), workers)?
+            .barrier()
+            .map_partitions(move |task, _| {
+                if task.rank() == 0 {
+                    checkpoint::save(&url, &config, &replica.borrow(), &progress)
+                        .map_err(to_engine)?;
+                }
+                Ok(std::iter::empty::<u8>())
+            })
+            .count()?;
+        Ok(())
     }
 
     /// This worker's replica of the network (the same, bit for bit, on every worker after an
