@@ -2,7 +2,7 @@
 //! model file, plus where training stood, under a directory URL on any storage. The model file
 //! is written first and `latest.json` (which names it) second, so a reader never sees progress
 //! that its model file does not hold. An application restarted by `ember-submit --restarts`
-//! resumes from the last one ([`super::DistributedNetwork::resume_from`]).
+//! resumes from the last one ([`super::DistributedNetwork::with_checkpoints`]).
 
 use serde::{Deserialize, Serialize};
 

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{self, Progress};
 use super::master::{EpochInput, EpochJob, EpochReport, ParameterAveraging};
 use super::replica::{checksum, Replica};
 use super::stats::StepRecord;
@@ -148,7 +149,25 @@ pub(crate) fn run_epoch(job: &EpochJob<'_>, pa: &ParameterAveraging) -> Result<E
         loss += partial.loss_sum;
         nbatches += partial.batches;
         report.syncs += 1;
+        let last_step = records.iter().map(|r| r.step).max();
         report.records.extend(records);
+        // Mid-epoch checkpoints: worker 0 writes between rounds (the next round's job cannot
+        // start without it, so no worker runs ahead of the checkpoint).
+        if let (Some(policy), 0, Some(step)) = (&job.checkpoint, job.ctx.worker_index(), last_step)
+        {
+            let syncs = round as u64 + 1;
+            if policy.every > 0 && syncs.is_multiple_of(policy.every) && (round + 1) < rounds {
+                let progress = Progress {
+                    epoch: job.epoch,
+                    syncs_in_epoch: syncs,
+                    global_step: step + 1,
+                    epoch_first_step: job.first_step,
+                    epoch_done: false,
+                };
+                let config = job.ctx.conf().storage_config();
+                checkpoint::save(&policy.url, &config, &job.replica.borrow(), &progress)?;
+            }
+        }
     }
     report.steps = longest;
     report.mean_loss = loss / nbatches.max(1) as f64;
