@@ -59,7 +59,7 @@ fn network(model: &str) -> ember_ml::Result<Network> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut dir = "../shared/data/mnist".to_string();
+    let mut dir = "data/mnist".to_string();
     let (mut model, mut epochs, mut max_batches) = ("all".to_string(), 1usize, usize::MAX);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {

@@ -4,7 +4,7 @@
 //! cargo run --release -p ember-ml --example mnist_lenet -- [MNIST_DIR] [--epochs N] [--save FILE]
 //! ```
 //! `MNIST_DIR` holds the four original IDX files (`train-images-idx3-ubyte.gz`, ...); it defaults
-//! to `../shared/data/mnist`, the development data folder relative to the repository root (run
+//! to `data/mnist`, the MNIST files shipped in the repository (run
 //! from there). Shows a progress bar with the running loss and prints a final evaluation.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Minibatches, batching and shuffling iterators, and normalizers (on iris from shared/data).
+//! Minibatches, batching and shuffling iterators, and normalizers (on iris from data/sklearn).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,7 +10,7 @@ use ember_ml::data::{
 use ndarray::{array, Array2};
 
 fn iris() -> MiniBatch {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sklearn/iris.csv");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sklearn/iris.csv");
     read_sklearn_csv(path).unwrap().0
 }
 
@@ -227,7 +227,7 @@ fn min_max_labels_masks_and_errors() {
     // Regression targets: labels normalized too, and predictions mapped back.
     let sepal = CsvReader::new(LabelColumn::Index(0), Target::Regression(1))
         .header(Header::Sklearn)
-        .read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sklearn/iris.csv"));
+        .read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sklearn/iris.csv"));
     // Sepal length as the target: the other three measurements and the class are features.
     let sepal = sepal.unwrap();
     assert_eq!(sepal.num_features(), 4);

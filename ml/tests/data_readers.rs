@@ -1,4 +1,4 @@
-//! Readers against the real files in ../shared/data: MNIST IDX (figures from the data README),
+//! Readers against the real files in the repository's data/: MNIST IDX (figures from the data README),
 //! scikit-learn's CSV files, and the typed errors for damaged files.
 
 use std::io::{Read, Write};
@@ -10,7 +10,7 @@ use ember_ml::data::{
 };
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
 }
 
 fn mnist_dir() -> PathBuf {

@@ -309,7 +309,7 @@ fn synthetic_cases(cases: &mut Vec<Case>) {
 }
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sklearn")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sklearn")
 }
 
 /// Squared distances of every row to every class centroid of the training rows.

@@ -4,10 +4,7 @@ use ember_ml::data::{CsvReader, Header, LabelColumn, Target};
 use ember_ml::nn::{Activation, Loss, Network, NetworkConfig};
 use ember_ml::optim::{Method, Optimizer, OptimizerConfig, Schedule};
 
-const DIGITS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/sklearn/digits.csv.gz"
-);
+const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/sklearn/digits.csv.gz");
 
 const EPOCHS: u64 = 15;
 
@@ -31,7 +28,7 @@ fn train(method: Method, seed: u64) -> (f32, Vec<f32>) {
     let mut data = CsvReader::new(LabelColumn::Last, Target::Classes(10))
         .header(Header::None)
         .read(DIGITS)
-        .expect("shared/data/sklearn/digits.csv.gz");
+        .expect("data/sklearn/digits.csv.gz");
     data.features_mut().mapv_inplace(|v| v / 16.0);
     let (train, test) = data.split_at(1500);
     let mut net = Network::new(config(seed)).unwrap();

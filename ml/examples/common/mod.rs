@@ -20,7 +20,7 @@ impl Args {
     /// `[MNIST_DIR] [--epochs N] [--save FILE]`, with the example's default epoch count.
     pub fn parse(default_epochs: usize) -> Result<Args, String> {
         let mut a = Args {
-            dir: "../shared/data/mnist".into(),
+            dir: "data/mnist".into(),
             epochs: default_epochs,
             save: None,
         };
