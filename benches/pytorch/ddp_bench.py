@@ -33,11 +33,9 @@ usage: ddp_bench.py MNIST_DIR --model mlp|lenet|all [--epochs N] [--workers 2] [
 Rank 0 prints one JSON object per model on stdout.
 """
 import argparse
-import gzip
 import json
 import os
 import socket
-import struct
 import sys
 import time
 
@@ -55,31 +53,17 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks  # noqa: E
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 from torch.utils.data import DistributedSampler  # noqa: E402
 
+# The same data reader and models as the single-process benchmark beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mnist_bench import network, read_idx  # noqa: E402
+
 TOTAL_BATCH = 128
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, = struct.unpack(">I", data[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def load(directory, prefix):
     x = read_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
     y = read_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz")).astype(np.int64)
     return torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y)
-
-
-def network(model):
-    if model == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    return nn.Sequential(
-        nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
 
 
 class _Len:
