@@ -286,7 +286,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // GEMM threads per process: one per worker unless told (the workers are the parallelism).
+    // ML threads per process, one per worker unless told: each worker gets a pool of its own
+    // (`use_worker_pool`), and the workers are the parallelism.
     let threads = args
         .threads
         .unwrap_or(if args.master == "single" { 2 } else { 1 });

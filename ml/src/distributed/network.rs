@@ -65,6 +65,14 @@ impl DistributedNetwork {
         master: impl TrainingMaster + 'static,
     ) -> Result<Self> {
         let opt = Optimizer::new(opt, net.num_params())?;
+        // Each worker thread gets its own share of the ML threads, so the workers of a process
+        // never queue for one pool.
+        let in_process = match ctx.conf().master()? {
+            ember_engine::Master::Local(n) => n,
+            ember_engine::Master::Cluster { threads, .. } => threads,
+        };
+        let threads = (crate::tensor::gemm::process_threads() / in_process.max(1)).max(1);
+        crate::tensor::gemm::use_worker_pool(ctx.worker_index(), threads);
         Ok(DistributedNetwork {
             ctx: ctx.clone(),
             replica: Rc::new(RefCell::new(Replica { net, opt })),

@@ -76,8 +76,20 @@ pub fn kernel() -> GemmKernel {
     settings().kernel
 }
 
-/// The number of threads a large multiply (and the layers that split work by example) may use.
+/// The number of threads a large multiply (and the layers that split work by example) may use:
+/// the pool of this worker thread (see [`use_worker_pool`]), or [`pool()`]'s.
 pub fn threads() -> usize {
+    if rayon::current_thread_index().is_some() {
+        return rayon::current_num_threads();
+    }
+    WORKER_POOL
+        .with(|p| p.get())
+        .map_or(settings().threads, |p| p.current_num_threads())
+}
+
+/// The threads the ML core may use in this process (`EMBER_ML_THREADS`, default the available
+/// parallelism), whatever pool this thread has.
+pub fn process_threads() -> usize {
     settings().threads
 }
 
@@ -85,14 +97,57 @@ pub fn threads() -> usize {
 /// `EMBER_ML_THREADS` bounds everything the layers run in parallel (an engine running one model
 /// per worker sets it to 1).
 pub fn pool() -> &'static rayon::ThreadPool {
+    if let Some(p) = WORKER_POOL.with(|p| p.get()) {
+        return p;
+    }
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(threads())
+            .num_threads(settings().threads)
             .thread_name(|i| format!("ember-ml-{i}"))
             .build()
             .expect("spawning the ML thread pool")
     })
+}
+
+thread_local! {
+    static WORKER_POOL: std::cell::Cell<Option<&'static rayon::ThreadPool>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Gives the calling thread (an engine worker training its own replica) a pool of its own with
+/// `threads` threads, used by [`pool()`] and [`threads()`] on this thread from now on. With one
+/// shared pool, the workers of a process queue behind each other for it (a LeNet epoch on two
+/// workers ran slower than on one); with a pool each, they run side by side. Pools are kept per
+/// (worker, size) for the life of the process, so restarting an application reuses them.
+pub fn use_worker_pool(worker: usize, threads: usize) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static POOLS: OnceLock<Mutex<HashMap<(usize, usize), &'static rayon::ThreadPool>>> =
+        OnceLock::new();
+    let threads = threads.max(1);
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let made = pools.get(&(worker, threads)).copied().or_else(|| {
+        let built = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("ember-ml-w{worker}-{i}"))
+            .build();
+        match built {
+            Ok(p) => {
+                let p: &'static rayon::ThreadPool = Box::leak(Box::new(p));
+                pools.insert((worker, threads), p);
+                Some(p)
+            }
+            Err(e) => {
+                tracing::warn!(worker, threads, error = %e, "no worker thread pool; sharing the ML pool");
+                None
+            }
+        }
+    });
+    WORKER_POOL.with(|p| p.set(made));
 }
 
 /// `c = alpha * op(a) * op(b) + beta * c` for row-major matrices, where `op(a)` is `m x k` and
@@ -120,7 +175,7 @@ pub fn sgemm(
     parallel: bool,
 ) {
     let s = settings();
-    let threads = if parallel { s.threads } else { 1 };
+    let threads = if parallel { threads() } else { 1 };
     // Measured exception: a small output with a long inner dimension (a convolution's weight
     // gradient, e.g. 20x25 over 2048 columns) runs about twice as fast in the `gemm` crate.
     let kernel = if s.auto && m * n <= 4096 && k >= 1024 {
@@ -312,6 +367,25 @@ unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_worker_pool_is_the_threads_own_and_reused() {
+        let shared = super::pool() as *const rayon::ThreadPool;
+        let (a, b, n) = std::thread::spawn(|| {
+            super::use_worker_pool(7, 3);
+            let a = super::pool() as *const rayon::ThreadPool as usize;
+            super::use_worker_pool(7, 3);
+            let b = super::pool() as *const rayon::ThreadPool as usize;
+            (a, b, super::threads())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(a, b, "the same (worker, size) reuses its pool");
+        assert_ne!(a, shared as usize, "not the process-wide pool");
+        assert_eq!(n, 3);
+        // Other threads keep the process-wide pool.
+        assert_eq!(super::pool() as *const rayon::ThreadPool, shared);
+    }
+
     use super::*;
 
     fn naive(ta: bool, tb: bool, m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
