@@ -49,27 +49,9 @@ impl Partial {
 
 /// The replica's parameters, running statistics and (with `updater`) optimizer state, flat.
 fn flatten(rep: &Replica, updater: bool) -> Vec<f32> {
-    let mut v = rep.net.params().to_vec();
-    v.extend_from_slice(rep.net.buffers());
-    if updater {
-        v.extend_from_slice(rep.opt.state());
-    }
+    let mut v = Vec::new();
+    rep.append_averaged(&mut v, updater, 1.0);
     v
-}
-
-fn unflatten(rep: &mut Replica, values: &[f32], updater: bool) {
-    let mut it = values.iter().copied();
-    for p in rep.net.params_mut() {
-        *p = it.next().expect("sized by flatten");
-    }
-    for b in rep.net.buffers_mut() {
-        *b = it.next().expect("sized by flatten");
-    }
-    if updater {
-        for s in rep.opt.state_mut() {
-            *s = it.next().expect("sized by flatten");
-        }
-    }
 }
 
 pub(crate) fn run_epoch(job: &EpochJob<'_>, pa: &ParameterAveraging) -> Result<EpochReport> {
@@ -121,8 +103,9 @@ pub(crate) fn run_epoch(job: &EpochJob<'_>, pa: &ParameterAveraging) -> Result<E
             )?;
         if partial.weight > 0.0 {
             let inv = 1.0 / partial.weight;
-            let avg: Vec<f32> = partial.sum.iter().map(|v| v * inv).collect();
-            unflatten(&mut job.replica.borrow_mut(), &avg, updater);
+            job.replica
+                .borrow_mut()
+                .load_averaged(&partial.sum, updater, inv);
         }
         // What the round cost beyond the tasks' own steps (broadcast, scheduling, the tree of
         // shuffles) counts as each worker's communication in the round's last step.
@@ -194,7 +177,7 @@ fn train_round(
 ) -> Partial {
     let mut guard = replica.borrow_mut();
     let rep = &mut *guard;
-    unflatten(rep, start, updater);
+    rep.load_averaged(start, updater, 1.0);
     let worker = ember_engine::current_worker().unwrap_or(0);
     let mut out = Partial::default();
     for (i, b) in batches.skip(round * k).take(k).enumerate() {

@@ -36,6 +36,32 @@ impl Replica {
         checksum(self.net.params())
     }
 
+    /// Appends what averaging combines (parameters, running statistics and, with `updater`,
+    /// the optimizer state), each value times `scale`, to `out`.
+    pub(crate) fn append_averaged(&self, out: &mut Vec<f32>, updater: bool, scale: f32) {
+        out.extend(self.net.params().iter().map(|v| v * scale));
+        out.extend(self.net.buffers().iter().map(|v| v * scale));
+        if updater {
+            out.extend(self.opt.state().iter().map(|v| v * scale));
+        }
+    }
+
+    /// The inverse of [`Replica::append_averaged`]: takes the values from the front of
+    /// `values`, each times `scale`.
+    pub(crate) fn load_averaged(&mut self, values: &[f32], updater: bool, scale: f32) {
+        let mut it = values.iter().map(|v| v * scale);
+        let mut fill = |dst: &mut [f32]| {
+            for d in dst {
+                *d = it.next().expect("sized by append_averaged");
+            }
+        };
+        fill(self.net.params_mut());
+        fill(self.net.buffers_mut());
+        if updater {
+            fill(self.opt.state_mut());
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot {
             params: self.net.params().to_vec(),

@@ -360,30 +360,14 @@ fn average(
 ) -> Result<bool> {
     let weight = if c.trained_since_sync > 0 { 1f32 } else { 0f32 };
     comm.clear();
-    comm.extend(rep.net.params().iter().map(|v| v * weight));
-    comm.extend(rep.net.buffers().iter().map(|v| v * weight));
-    if updater {
-        comm.extend(rep.opt.state().iter().map(|v| v * weight));
-    }
+    rep.append_averaged(comm, updater, weight);
     comm.push(weight);
     task.all_reduce(comm, ReduceOp::Sum)?;
     let total = comm[comm.len() - 1];
     if total == 0.0 {
         return Ok(false);
     }
-    let inv = 1.0 / total;
-    let mut values = comm.iter().map(|v| v * inv);
-    for p in rep.net.params_mut() {
-        *p = values.next().expect("buffer sized above");
-    }
-    for b in rep.net.buffers_mut() {
-        *b = values.next().expect("buffer sized above");
-    }
-    if updater {
-        for s in rep.opt.state_mut() {
-            *s = values.next().expect("buffer sized above");
-        }
-    }
+    rep.load_averaged(comm, updater, 1.0 / total);
     c.trained_since_sync = 0;
     c.syncs += 1;
     Ok(true)
