@@ -46,7 +46,7 @@ pub struct CommStats {
     pub busy: Duration,
     /// Time spent waiting for peers' messages.
     pub waited: Duration,
-    /// Collectives run.
+    /// Collectives run and point-to-point messages sent or received.
     pub calls: u64,
 }
 
@@ -54,8 +54,8 @@ pub struct CommStats {
 /// collectives it can call with them (Spark's `BarrierTaskContext`). Every task of the stage
 /// must call the same collectives in the same order.
 pub struct BarrierTask {
-    mailbox: Rc<RefCell<Mailbox>>,
-    launch: BarrierLaunch,
+    pub(super) mailbox: Rc<RefCell<Mailbox>>,
+    pub(super) launch: BarrierLaunch,
     partition: usize,
     /// Numbers the task's collectives; shared by every `BarrierTask` of the task.
     seq: Rc<Cell<u32>>,
@@ -296,7 +296,7 @@ impl BarrierTask {
         s
     }
 
-    fn record(&self, started: Instant, waited: Duration, sent: u64, received: u64) {
+    pub(super) fn record(&self, started: Instant, waited: Duration, sent: u64, received: u64) {
         let mut s = self.stats.get();
         let total = started.elapsed();
         s.busy += total.saturating_sub(waited);
@@ -393,11 +393,7 @@ impl BarrierTask {
         let mut mb = self.mailbox.borrow_mut();
         loop {
             // Messages of earlier attempts are stale: drop them.
-            mb.inbox.retain(|m| match m {
-                SchedMsg::Collective { attempt: a, .. }
-                | SchedMsg::BarrierAbort { attempt: a, .. } => *a >= attempt,
-                _ => true,
-            });
+            drop_stale(&mut mb, attempt);
             let found = mb.take(|m| {
                 matches!(m, SchedMsg::Collective { attempt: a, seq: s, phase: p, from: f, .. }
                     if *a == attempt && *s == seq && *p == phase && from.is_none_or(|w| w == *f))
@@ -405,18 +401,34 @@ impl BarrierTask {
             if let Some(SchedMsg::Collective { from, data, .. }) = found {
                 return Ok((from as usize, data.0));
             }
-            let abort = mb
-                .take(|m| matches!(m, SchedMsg::BarrierAbort { attempt: a, .. } if *a == attempt));
-            if let Some(SchedMsg::BarrierAbort { rank, reason, .. }) = abort {
-                return Err(EngineError::PeerFailed(format!(
-                    "barrier task of rank {rank} failed: {reason}"
-                )));
-            }
+            check_abort(&mut mb, attempt)?;
             let t = Instant::now();
             mb.pump(PARK)?;
             *waited += t.elapsed();
         }
     }
+}
+
+/// Drops the messages of earlier stage attempts: they are stale.
+pub(super) fn drop_stale(mb: &mut Mailbox, attempt: u32) {
+    mb.inbox.retain(|m| match m {
+        SchedMsg::Collective { attempt: a, .. }
+        | SchedMsg::BarrierAbort { attempt: a, .. }
+        | SchedMsg::Message { attempt: a, .. } => *a >= attempt,
+        _ => true,
+    });
+}
+
+/// `PeerFailed` when a peer task of this attempt has reported its failure.
+pub(super) fn check_abort(mb: &mut Mailbox, attempt: u32) -> Result<()> {
+    let abort =
+        mb.take(|m| matches!(m, SchedMsg::BarrierAbort { attempt: a, .. } if *a == attempt));
+    if let Some(SchedMsg::BarrierAbort { rank, reason, .. }) = abort {
+        return Err(EngineError::PeerFailed(format!(
+            "barrier task of rank {rank} failed: {reason}"
+        )));
+    }
+    Ok(())
 }
 
 fn unix_micros() -> i64 {

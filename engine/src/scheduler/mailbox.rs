@@ -128,6 +128,13 @@ pub(crate) enum SchedMsg {
         rank: u32,
         reason: String,
     },
+    /// A point-to-point message between the tasks of a barrier stage (attempt `attempt`, from
+    /// rank `from`), outside any collective: read by the receiving task in arrival order.
+    Message {
+        attempt: u32,
+        from: u32,
+        data: Payload,
+    },
 }
 
 impl SchedMsg {
@@ -136,7 +143,7 @@ impl SchedMsg {
     pub(crate) fn is_collective(&self) -> bool {
         matches!(
             self,
-            SchedMsg::Collective { .. } | SchedMsg::BarrierAbort { .. }
+            SchedMsg::Collective { .. } | SchedMsg::BarrierAbort { .. } | SchedMsg::Message { .. }
         )
     }
 }

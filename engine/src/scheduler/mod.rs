@@ -12,7 +12,8 @@
 //!   placements and the cluster's topology; `registry`: which worker caches which block;
 //! - `mailbox`: the stage's message round and its messages; `during_task`: what the scheduler
 //!   does from inside a running task (polling, block fetches, a barrier task's mailbox);
-//! - `collective`: the collectives of a barrier stage's tasks ([`BarrierTask`]);
+//! - `collective`: the collectives of a barrier stage's tasks ([`BarrierTask`]); `messages`:
+//!   their point-to-point messages;
 //! - `metrics`, `events`, `summary`, `progress`: task and stage statistics, the event log and
 //!   its summaries, the console progress bar.
 
@@ -22,6 +23,7 @@ mod during_task;
 mod events;
 mod locality;
 mod mailbox;
+mod messages;
 mod metrics;
 mod progress;
 mod registry;
