@@ -108,6 +108,9 @@ pub enum MlError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Gradient sharing failed: a diverged update, a damaged message, a bad setting.
+    #[error(transparent)]
+    Sharing(#[from] crate::distributed::sharing::SharingError),
     /// JSON configuration could not be parsed.
     #[error("bad JSON in {what}: {source}")]
     Json {

@@ -209,6 +209,7 @@ fn train_round(
             loss,
             bytes_sent: 0,
             bytes_received: 0,
+            sharing: None,
         });
         out.examples += b.len() as u64;
         out.loss_sum += loss as f64;

@@ -87,6 +87,31 @@ pub struct EpochReport {
     /// A checksum of every replica's parameters after the epoch, by worker: all equal when the
     /// replicas are bit-identical.
     pub replica_checksums: Vec<u64>,
+    /// What each worker's exchange of encoded updates did, by worker (gradient sharing only;
+    /// empty for the other masters).
+    pub exchange: Vec<ExchangeSummary>,
+}
+
+/// One worker's exchange of encoded updates over an epoch ([`super::SharedGradients`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExchangeSummary {
+    /// The worker's rank in the training stage.
+    pub rank: usize,
+    /// Updates this worker made (steps in which it trained).
+    pub sent: u64,
+    /// Updates applied to this worker's replica, by the rank that made them: every entry equals
+    /// that rank's `sent` when each update was applied exactly once.
+    pub applied_from: Vec<u64>,
+    /// Messages received twice and dropped.
+    pub duplicates: u64,
+    /// Updates applied later than a synchronous run would have.
+    pub late: u64,
+    /// The largest staleness seen, in steps.
+    pub staleness_max: u64,
+    /// Bytes of encoded messages this worker made (each copy sent counts in the step records).
+    pub message_bytes: u64,
+    /// Steps trained with dense all-reduce (warm-up).
+    pub dense_steps: u64,
 }
 
 /// How the workers of a distributed network train together.

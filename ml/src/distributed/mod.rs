@@ -7,7 +7,8 @@
 //!   `fit_paths` per epoch, checkpoints, statistics.
 //! - [`TrainingMaster`] and the masters: [`DataParallel`] (gradients all-reduced every step,
 //!   PyTorch DDP's semantics) and [`ParameterAveraging`] (DL4J's, resident or one job per
-//!   round).
+//!   round), and [`SharedGradients`] (DL4J's threshold-encoded gradient sharing, with bounded
+//!   staleness).
 //! - [`data`]: minibatch RDDs (sharded in-memory data, rows of any source, exported files).
 //! - [`stats`] and [`report`]: per worker and step timings, JSON lines, the HTML report.
 //! - [`checkpoint`]: saving and resuming training at a storage URL.
@@ -25,13 +26,17 @@ mod network;
 mod replica;
 pub mod report;
 mod resident;
+pub mod sharing;
 pub mod stats;
 
 pub use data::{export_minibatches, rows_to_minibatches, sharded_minibatches, Repartition};
 pub use master::{
     AveragingMode, CheckpointPolicy, DataParallel, EpochInput, EpochJob, EpochReport,
-    ParameterAveraging, TrainingMaster,
+    ExchangeSummary, ParameterAveraging, TrainingMaster,
 };
 pub use network::DistributedNetwork;
 pub use replica::{checksum, Replica};
+pub use sharing::{
+    AdaptiveThreshold, FixedThreshold, ResidualClipping, SharedGradients, TargetSparsityThreshold,
+};
 pub use stats::{RunInfo, StepRecord};

@@ -16,7 +16,7 @@ use ember_engine::{BarrierTask, ReduceOp};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Progress};
-use super::master::{CheckpointPolicy, EpochInput, EpochJob, EpochReport};
+use super::master::{CheckpointPolicy, EpochInput, EpochJob, EpochReport, ExchangeSummary};
 use super::replica::{to_engine, BatchSource, Replica, Snapshot};
 use super::stats::StepRecord;
 use crate::data::MiniBatch;
@@ -43,6 +43,9 @@ pub(crate) struct TaskReport {
     pub batches: u64,
     pub origin_us: i64,
     pub checksum: u64,
+    /// What the exchange of encoded updates did (gradient sharing only).
+    #[serde(default)]
+    pub exchange: Option<ExchangeSummary>,
 }
 
 /// What every task of the epoch's stage shares on one worker.
@@ -60,18 +63,17 @@ struct Trainer {
 
 /// Per-task counters.
 #[derive(Default)]
-struct Counters {
-    syncs: u64,
-    trained_since_sync: u64,
-    examples: u64,
-    loss_sum: f64,
-    batches: u64,
+pub(super) struct Counters {
+    pub syncs: u64,
+    pub trained_since_sync: u64,
+    pub examples: u64,
+    pub loss_sum: f64,
+    pub batches: u64,
 }
 
 /// Trains one epoch in a barrier stage and combines the tasks' reports.
 pub(crate) fn run_epoch(job: &EpochJob<'_>, sync: Sync) -> Result<EpochReport> {
-    let started = Instant::now();
-    let trainer = Rc::new(Trainer {
+    let trainer = Trainer {
         replica: Rc::clone(&job.replica),
         snapshot: job.replica.borrow().snapshot(),
         sync,
@@ -81,22 +83,33 @@ pub(crate) fn run_epoch(job: &EpochJob<'_>, sync: Sync) -> Result<EpochReport> {
         origin_us: job.origin_us,
         checkpoint: job.checkpoint.clone(),
         config: job.ctx.conf().storage_config(),
-    });
+    };
+    run_stage(job, move |task, source| trainer.train(task, source))
+}
+
+/// Runs `train` as the one task per worker of a barrier stage over the epoch's input (its
+/// partition's minibatches, or its exported files read ahead) and combines the reports.
+pub(crate) fn run_stage<F>(job: &EpochJob<'_>, train: F) -> Result<EpochReport>
+where
+    F: Fn(&BarrierTask, BatchSource) -> Result<TaskReport> + 'static,
+{
+    let started = Instant::now();
+    let train = Rc::new(train);
     let reports: Vec<TaskReport> = match &job.input {
         EpochInput::Batches(rdd) => rdd
             .barrier()
             .map_partitions(move |task, it| {
                 let source = BatchSource::Partition(it);
-                trainer.run(task, source).map(std::iter::once)
+                train(task, source).map_err(to_engine).map(std::iter::once)
             })
             .collect()?,
         EpochInput::Paths(rdd) => {
-            let prefetch = job.prefetch;
+            let (prefetch, config) = (job.prefetch, job.ctx.conf().storage_config());
             rdd.barrier()
                 .map_partitions(move |task, it| {
                     let urls: Vec<String> = it.collect();
-                    let source = BatchSource::prefetch(urls, prefetch, trainer.config.clone());
-                    trainer.run(task, source).map(std::iter::once)
+                    let source = BatchSource::prefetch(urls, prefetch, config.clone());
+                    train(task, source).map_err(to_engine).map(std::iter::once)
                 })
                 .collect()?
         }
@@ -117,6 +130,7 @@ pub(crate) fn combine(reports: Vec<TaskReport>, took: Duration) -> EpochReport {
         out.examples += r.examples;
         out.origin_us = r.origin_us;
         out.replica_checksums.push(r.checksum);
+        out.exchange.extend(r.exchange);
         loss += r.loss_sum;
         batches += r.batches;
         out.records.extend(r.records);
@@ -127,10 +141,6 @@ pub(crate) fn combine(reports: Vec<TaskReport>, took: Duration) -> EpochReport {
 }
 
 impl Trainer {
-    fn run(&self, task: &BarrierTask, source: BatchSource) -> ember_engine::Result<TaskReport> {
-        self.train(task, source).map_err(to_engine)
-    }
-
     fn train(&self, task: &BarrierTask, mut source: BatchSource) -> Result<TaskReport> {
         let mut rep = self.replica.borrow_mut();
         if task.attempt() > 0 {
@@ -178,6 +188,7 @@ impl Trainer {
                 loss: 0.0,
                 bytes_sent: 0,
                 bytes_received: 0,
+                sharing: None,
             };
             let before = task.comm_stats();
             let synced_before = counters.syncs;
@@ -233,26 +244,47 @@ impl Trainer {
             batches: counters.batches,
             origin_us: origin,
             checksum: rep.checksum(),
+            exchange: None,
         })
     }
 
     /// Rank 0 saves a checkpoint after every `every`-th synchronization of the epoch.
     fn maybe_checkpoint(&self, rep: &Replica, syncs: u64, step: u64) -> Result<()> {
-        let Some(policy) = &self.checkpoint else {
-            return Ok(());
-        };
-        if policy.every == 0 || !syncs.is_multiple_of(policy.every) {
-            return Ok(());
-        }
-        let progress = Progress {
-            epoch: self.epoch,
-            syncs_in_epoch: syncs,
-            global_step: step + 1,
-            epoch_first_step: self.first_step,
-            epoch_done: false,
-        };
-        checkpoint::save(&policy.url, &self.config, rep, &progress)
+        checkpoint_if_due(
+            self.checkpoint.as_ref(),
+            &self.config,
+            rep,
+            (self.epoch, self.first_step),
+            syncs,
+            step,
+        )
     }
+}
+
+/// Saves a mid-epoch checkpoint of `rep` when `syncs` (of the epoch `at` = (epoch, first
+/// step)) is a multiple of the policy's `every`; `step` is the global step just done.
+pub(super) fn checkpoint_if_due(
+    policy: Option<&CheckpointPolicy>,
+    config: &ember_storage::StorageConfig,
+    rep: &Replica,
+    at: (usize, u64),
+    syncs: u64,
+    step: u64,
+) -> Result<()> {
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    if policy.every == 0 || !syncs.is_multiple_of(policy.every) {
+        return Ok(());
+    }
+    let progress = Progress {
+        epoch: at.0,
+        syncs_in_epoch: syncs,
+        global_step: step + 1,
+        epoch_first_step: at.1,
+        epoch_done: false,
+    };
+    checkpoint::save(&policy.url, config, rep, &progress)
 }
 
 fn rec_step(records: &[StepRecord]) -> u64 {
@@ -305,7 +337,7 @@ fn dp_step(
 }
 
 /// Forward and backward on one minibatch; a non-finite loss is an error naming the step.
-fn backprop(rep: &mut Replica, b: &MiniBatch, rec: &StepRecord) -> Result<f32> {
+pub(super) fn backprop(rep: &mut Replica, b: &MiniBatch, rec: &StepRecord) -> Result<f32> {
     let x = network_input(&rep.net, b)?;
     let loss = rep.net.backprop(x, b.labels().view().into_dyn())?;
     if !loss.is_finite() {
@@ -317,7 +349,7 @@ fn backprop(rep: &mut Replica, b: &MiniBatch, rec: &StepRecord) -> Result<f32> {
     Ok(loss)
 }
 
-fn count(c: &mut Counters, rec: &mut StepRecord, n: usize, loss: f32) {
+pub(super) fn count(c: &mut Counters, rec: &mut StepRecord, n: usize, loss: f32) {
     if n > 0 {
         c.examples += n as u64;
         c.loss_sum += loss as f64;

@@ -37,6 +37,10 @@ pub struct StepRecord {
     pub bytes_sent: u64,
     /// Bytes this worker received in this step.
     pub bytes_received: u64,
+    /// Encoding and exchange figures, for gradient sharing
+    /// ([`SharedGradients`](super::SharedGradients)) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<super::sharing::SharingRecord>,
 }
 
 impl StepRecord {

@@ -29,6 +29,7 @@ fn rec(worker: usize, step: u64, start_us: u64, phases: [u64; 5], loss: f32) -> 
         loss,
         bytes_sent: 1 << 20,
         bytes_received: (1 << 20) + 17,
+        sharing: None,
     }
 }
 
@@ -80,6 +81,7 @@ fn synthetic(workers: usize, steps: u64, seed: u64) -> Vec<StepRecord> {
                 loss,
                 bytes_sent: bytes,
                 bytes_received: bytes,
+                sharing: None,
             });
         }
         t += slowest + comm + 400 + rng.gen_range(0..300);
