@@ -4,7 +4,8 @@
 //! The page has a header with the run's totals and the communication share of step time, a
 //! timeline with one lane per worker (each step as consecutive phase segments; long runs merge
 //! consecutive steps so the page stays small, and a close-up shows a few steps exactly), the loss
-//! and throughput per step, where step time goes per worker, and the bytes moved.
+//! and throughput per step, where step time goes per worker, and the bytes moved; for gradient
+//! sharing also the threshold, the values sent, the residual and warnings of a mis-set threshold.
 //!
 //! [`render_html`] builds the page; [`write_report`] writes it to any storage URL. The records
 //! themselves travel as JSON lines ([`super::stats::write_json_lines`]).
@@ -16,6 +17,7 @@ use ember_storage::StorageConfig;
 
 use super::stats::{RunInfo, StepRecord};
 
+mod encoding;
 mod format;
 mod svg;
 #[cfg(test)]
@@ -224,6 +226,7 @@ pub fn render_html(info: &RunInfo, records: &[StepRecord]) -> String {
         charts_section(&mut h, &s);
         share_section(&mut h, &s);
         traffic_section(&mut h, &s);
+        encoding::section(&mut h, records, info.params);
     }
     let _ = writeln!(
         h,

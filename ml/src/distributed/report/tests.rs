@@ -279,3 +279,48 @@ fn write_sample_report() {
     std::fs::write("/tmp/report-odd.html", render_html(&info(1), &odd)).unwrap();
     std::fs::write("/tmp/report-empty.html", render_html(&info(2), &[])).unwrap();
 }
+
+/// Sharing records of `steps` steps on two workers: threshold `tau`, `sparsity` of the values
+/// sent, and a residual whose median is `p50` thresholds.
+fn sharing_run(steps: u64, tau: f32, sparsity: f64, p50: f64) -> Vec<StepRecord> {
+    use crate::distributed::sharing::{Encoding, ResidualStats, SharingRecord};
+    let mut out = synthetic(2, steps, 12);
+    for r in &mut out {
+        r.sharing = Some(SharingRecord {
+            threshold: tau * (1.0 + r.step as f32 / 1000.0),
+            encoding: Some(Encoding::Sparse),
+            entries: (sparsity * 535_818.0) as u64,
+            sparsity,
+            message_bytes: 36 + 4 * (sparsity * 535_818.0) as u64,
+            staleness_max: r.step % 3,
+            applied: 1,
+            duplicates: 0,
+            residual: Some(ResidualStats {
+                mean: p50 * 0.8,
+                max: p50 * 4.0,
+                p50,
+                p95: p50 * 2.0,
+                p99: p50 * 3.0,
+                p999: p50 * 3.5,
+            }),
+            params_checksum: None,
+        });
+    }
+    out
+}
+
+#[test]
+fn the_sharing_section_shows_thresholds_and_warns_of_a_mis_set_one() {
+    // A dense run has no sharing section.
+    assert!(!render_html(&info(2), &synthetic(2, 40, 3)).contains("id=\"sharing\""));
+    let good = render_html(&info(2), &sharing_run(200, 1e-3, 2e-3, 0.4));
+    assert!(good.contains("id=\"sharing\"") && good.contains("Threshold τ"));
+    assert!(good.contains("Residual in thresholds"));
+    assert!(good.contains("no sign of a mis-set threshold"));
+    assert!(good.contains("largest staleness"));
+    // Too high (almost nothing sent) and too low (residual far above τ): both called out.
+    let high = render_html(&info(2), &sharing_run(200, 1.0, 1e-6, 0.1));
+    assert!(high.contains("class=\"warn\"") && high.contains("threshold is too high"));
+    let low = render_html(&info(2), &sharing_run(200, 1e-7, 5e-3, 40.0));
+    assert!(low.contains("threshold is too low"));
+}
