@@ -28,8 +28,17 @@ completes; `allreduce_inflight_share` is the union of those intervals over the e
 It overstates the cost where the allreduce overlaps backward and can understate it where a rank
 waits for its peer before its first bucket is ready.
 
+Communication hooks (`--hook`, for the gradient-sharing benchmark `benches/sharing_bench.sh`):
+`allreduce` (the default, timed as above), `fp16` (`default_hooks.fp16_compress_hook`: gradients
+cast to half precision for the allreduce) and `powersgd` (`powerSGD_hook.powerSGD_hook`, rank 1,
+`start_powerSGD_iter` 10, PyTorch's defaults otherwise). `bytes_per_step` is what each rank sends
+per step in the allreduces, computed from the tensor sizes for a ring of W ranks (2 (W-1)/W of
+each allreduced buffer): 4 bytes a gradient for allreduce, 2 for fp16, and for PowerSGD the P and
+Q factors of every matrix it compresses plus the tensors it leaves uncompressed (1-D ones, and
+matrices that would not shrink by PyTorch's `min_compression_rate` 2); after the first 10 steps.
+
 usage: ddp_bench.py MNIST_DIR --model mlp|lenet|all [--epochs N] [--workers 2] [--threads 1]
-                    [--nosync-steps 200] [--seed 0]
+                    [--nosync-steps 200] [--seed 0] [--hook allreduce|fp16|powersgd] [--lr 0.01]
 Rank 0 prints one JSON object per model on stdout.
 """
 import argparse
@@ -50,6 +59,7 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks  # noqa: E402
+from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 from torch.utils.data import DistributedSampler  # noqa: E402
 
@@ -112,13 +122,36 @@ def max_over_ranks(value):
     return float(t[0])
 
 
+def bytes_per_step(net, hook, world):
+    """What one rank sends per step in the allreduces of `hook` (see the module docstring)."""
+    ring = 2.0 * (world - 1) / world
+    values = 0
+    for p in net.parameters():
+        n = p.numel()
+        if hook == "powersgd" and p.dim() > 1:
+            rows, cols = p.shape[0], n // p.shape[0]
+            factors = rows + cols  # rank 1: P is rows x 1, Q is cols x 1
+            values += factors if n >= 2 * factors else n
+        else:
+            values += n
+    width = 2 if hook == "fp16" else 4
+    return ring * width * values
+
+
 def run_model(m, args, rank, world, x, y, test):
     per_rank = TOTAL_BATCH // world
     torch.manual_seed(1)  # the same initial weights everywhere (DDP broadcasts rank 0's anyway)
     net = DDP(network(m))
     timer = TimedAllreduce()
-    net.register_comm_hook(timer, TimedAllreduce.hook)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    if args.hook == "allreduce":
+        net.register_comm_hook(timer, TimedAllreduce.hook)
+    elif args.hook == "fp16":
+        net.register_comm_hook(None, default_hooks.fp16_compress_hook)
+    else:
+        state = powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank=1,
+                                            start_powerSGD_iter=10)
+        net.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
+    opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     sampler = DistributedSampler(_Len(x.shape[0]), num_replicas=world, rank=rank, shuffle=True,
                                  seed=args.seed, drop_last=False)
@@ -188,7 +221,8 @@ def run_model(m, args, rank, world, x, y, test):
             "epochs": args.epochs, "steps_per_epoch": steps, "step_ms": step_ms,
             "nosync_step_ms": nosync_ms, "nosync_steps": args.nosync_steps,
             "allreduce_inflight_share": inflight / seconds, "buckets": len(timer.buckets),
-            "final_loss": float(loss),
+            "final_loss": float(loss), "hook": args.hook, "lr": args.lr,
+            "bytes_per_step": bytes_per_step(net.module, args.hook, world),
         }), flush=True)
 
 
@@ -222,6 +256,9 @@ def main():
     ap.add_argument("--nosync-steps", type=int, default=200,
                     help="steps timed without allreduce for comm_share (0: skip, comm_share null)")
     ap.add_argument("--seed", type=int, default=0, help="DistributedSampler seed")
+    ap.add_argument("--hook", default="allreduce", choices=["allreduce", "fp16", "powersgd"],
+                    help="DDP communication hook")
+    ap.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9)")
     args = ap.parse_args()
     if TOTAL_BATCH % args.workers:
         sys.exit(f"ddp_bench: the total batch {TOTAL_BATCH} does not split over {args.workers} workers")

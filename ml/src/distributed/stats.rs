@@ -39,7 +39,7 @@ pub struct StepRecord {
     pub bytes_received: u64,
     /// Encoding and exchange figures, for gradient sharing
     /// ([`SharedGradients`](super::SharedGradients)) only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub sharing: Option<super::sharing::SharingRecord>,
 }
 

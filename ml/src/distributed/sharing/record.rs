@@ -28,11 +28,11 @@ pub struct SharingRecord {
     /// Messages received twice and dropped (by worker and step).
     pub duplicates: u64,
     /// The residual after the step, in encoding debug mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub residual: Option<ResidualStats>,
     /// Checksum of the parameters once every worker's update of this step is applied (encoding
     /// debug mode, `max_staleness` 0): equal on every worker when the replicas agree.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub params_checksum: Option<u64>,
 }
 
@@ -137,6 +137,50 @@ pub fn diagnose(records: &[StepRecord]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Step records cross processes in bincode (task results), which has no field names: every
+    /// field must be written, none skipped, or the reader misreads the rest of the message.
+    #[test]
+    fn step_records_round_trip_through_bincode_with_and_without_sharing() {
+        let sharing = SharingRecord {
+            threshold: 1e-3,
+            encoding: Some(Encoding::Bitmap),
+            entries: 7,
+            sparsity: 0.25,
+            message_bytes: 44,
+            staleness_max: 1,
+            applied: 3,
+            duplicates: 0,
+            residual: None,
+            params_checksum: Some(9),
+        };
+        let plain = StepRecord {
+            worker: 1,
+            epoch: 2,
+            step: 3,
+            start_us: 4,
+            data_wait_us: 5,
+            compute_us: 6,
+            optimizer_us: 7,
+            comm_us: 8,
+            peer_wait_us: 9,
+            examples: 10,
+            loss: 0.5,
+            bytes_sent: 11,
+            bytes_received: 12,
+            sharing: None,
+        };
+        let shared = StepRecord {
+            sharing: Some(sharing),
+            ..plain.clone()
+        };
+        let both = vec![plain, shared];
+        let bytes = bincode::serialize(&both).unwrap();
+        assert_eq!(
+            bincode::deserialize::<Vec<StepRecord>>(&bytes).unwrap(),
+            both
+        );
+    }
 
     #[test]
     fn residual_stats_are_in_thresholds() {
