@@ -113,8 +113,10 @@ done
 
 THROTTLED=""
 if [ "$THROTTLE" = 1 ]; then
-    if ip netns add "$NS" 2>"$OUT/ns.err" && ip netns exec "$NS" ip link set lo up \
-        && ip netns exec "$NS" tc qdisc add dev lo root tbf rate 100mbit burst 64kb latency 50ms; then
+    # Loopback's 64 KiB MTU is larger than any sane bucket: 1500 bytes, as on Ethernet.
+    if ip netns add "$NS" 2>"$OUT/ns.err" && ip netns exec "$NS" ip link set lo mtu 1500 \
+        && ip netns exec "$NS" ip link set lo up \
+        && ip netns exec "$NS" tc qdisc add dev lo root tbf rate 100mbit burst 256kb latency 50ms; then
         THROTTLED="$(ip netns exec "$NS" tc qdisc show dev lo | head -n 1)"
         in_ns=(ip netns exec "$NS" env EMBER_ML_THREADS=1 OMP_NUM_THREADS=1)
         common=(--data "$MNIST_DIR" --model mlp --epochs "$TEPOCHS" --lr "$LR" --json --threads 1)
@@ -201,7 +203,7 @@ for r in rows:
 PY
 
 {
-    echo "benches/sharing_bench.sh $MNIST_DIR $EPOCHS, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+    echo "benches/sharing_bench.sh $MNIST_DIR $EPOCHS, $(date -u '+%Y-%m-%d %H:%M UTC'), $(getconf _NPROCESSORS_ONLN) cores"
     echo "load average before: $LOAD_BEFORE; after: $LOAD_AFTER"
     echo
     cat "$OUT/table.txt"
