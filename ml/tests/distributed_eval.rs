@@ -412,3 +412,255 @@ fn evaluations_round_trip_through_json_at_a_storage_url() {
     twice.merge(&set).unwrap();
     assert_eq!(twice.classification().unwrap().count(), 2 * ROWS as u64);
 }
+
+use ember_engine::{Batch, SaveMode};
+use ember_ml::distributed::{ColumnarPrediction, FeatureColumns};
+use ember_storage::arrow_array::builder::{Float32Builder, ListBuilder};
+use ember_storage::arrow_array::cast::AsArray;
+use ember_storage::arrow_array::types::{Float32Type, Int64Type};
+use ember_storage::arrow_array::{
+    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use ember_storage::arrow_schema::{DataType, Field, Schema};
+use std::sync::Arc;
+
+/// A record batch of `rows` (id, tag, pixels as a list column, f0..f19 as float64 columns, a
+/// fixed-size list of 19, a text column) from `keyed_rows`.
+fn record_batch(rows: &[(u64, Vec<f32>)]) -> RecordBatch {
+    let ids = Int64Array::from(rows.iter().map(|(k, _)| *k as i64).collect::<Vec<_>>());
+    let tags = StringArray::from(
+        rows.iter()
+            .map(|(k, _)| format!("r{k}"))
+            .collect::<Vec<_>>(),
+    );
+    let mut list = ListBuilder::new(Float32Builder::new());
+    for (_, v) in rows {
+        list.values().append_slice(v);
+        list.append(true);
+    }
+    let mut fields = vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("tag", DataType::Utf8, false),
+        Field::new(
+            "pixels",
+            DataType::List(Arc::new(Field::new("item", DataType::Float32, true))),
+            true,
+        ),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(ids), Arc::new(tags), Arc::new(list.finish())];
+    for c in 0..FEATURES {
+        fields.push(Field::new(format!("f{c}"), DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from(
+            rows.iter().map(|(_, v)| v[c] as f64).collect::<Vec<_>>(),
+        )));
+    }
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let narrow: Vec<f32> = rows.iter().flat_map(|(_, v)| v[..19].to_vec()).collect();
+    fields.push(Field::new(
+        "narrow",
+        DataType::FixedSizeList(Arc::clone(&item), 19),
+        false,
+    ));
+    columns.push(Arc::new(
+        FixedSizeListArray::try_new(item, 19, Arc::new(Float32Array::from(narrow)), None).unwrap(),
+    ));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// `rows` written under `url` as Parquet (`arrow`: Arrow IPC) in 3 uneven parts.
+fn write_rows(ctx: &Context, rows: &[(u64, Vec<f32>)], url: &str, arrow: bool) -> Result<()> {
+    let n = rows.len();
+    let parts: Vec<Batch> = [0, n / 7, n / 2, n]
+        .windows(2)
+        .map(|w| Batch(record_batch(&rows[w[0]..w[1]])))
+        .collect();
+    let rdd = ctx.parallelize(parts, 3)?;
+    if arrow {
+        rdd.save_as_arrow(url, SaveMode::ErrorIfExists)?;
+    } else {
+        rdd.save_as_parquet(url, SaveMode::ErrorIfExists)?;
+    }
+    Ok(())
+}
+
+/// (id, tag, prediction bits) of every row of the output dataset at `url`.
+fn read_predictions(ctx: &Context, url: &str, arrow: bool) -> Result<Vec<(i64, String, Vec<u32>)>> {
+    let batches = if arrow {
+        ctx.arrow(url)?
+    } else {
+        ctx.parquet(url, Default::default())?
+    }
+    .collect()?;
+    let mut out = Vec::new();
+    for Batch(b) in batches {
+        assert_eq!(
+            b.schema().fields().len(),
+            3,
+            "keys and the prediction: {:?}",
+            b.schema()
+        );
+        let ids = b
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let tags = b.column_by_name("tag").unwrap().as_string::<i32>().clone();
+        let preds = b
+            .column_by_name("prediction")
+            .unwrap()
+            .as_fixed_size_list()
+            .clone();
+        for r in 0..b.num_rows() {
+            let p = preds.value(r);
+            let bits = p
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            out.push((ids.value(r), tags.value(r).to_string(), bits));
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn parquet_and_arrow_round_trips_keep_keys_and_rows_and_predict_as_in_memory() {
+    const N: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("file://{}", dir.path().display());
+    let rows = keyed_rows(N);
+    let r = rows.clone();
+    let (in_memory, outputs) = on_workers(conf(2), move |ctx| {
+        let dist = distributed(ctx, net(CLASSES, 4))?;
+        let keyed = keyed_rdd(ctx, &r)?;
+        let in_memory = dist.predict_with_key(&keyed, 64)?.collect()?;
+        let mut outputs = Vec::new();
+        for (arrow, features, name) in [
+            (false, FeatureColumns::List("pixels".into()), "list"),
+            (
+                false,
+                FeatureColumns::Columns((0..FEATURES).map(|c| format!("f{c}")).collect()),
+                "columns",
+            ),
+            (true, FeatureColumns::List("pixels".into()), "arrow"),
+        ] {
+            let input = format!("{base}/in-{name}");
+            let output = format!("{base}/out-{name}");
+            write_rows(ctx, &r, &input, arrow)?;
+            let spec = ColumnarPrediction::new(&["id", "tag"], features)
+                .with_options(EvalOptions::default().batch_size(100));
+            if arrow {
+                dist.predict_arrow(&input, &output, &spec, SaveMode::ErrorIfExists)?;
+            } else {
+                dist.predict_parquet(&input, &output, &spec, SaveMode::ErrorIfExists)?;
+            }
+            outputs.push((name, read_predictions(ctx, &output, arrow)?));
+        }
+        Ok((in_memory, outputs))
+    })
+    .unwrap();
+    let want: HashMap<i64, Vec<u32>> = in_memory
+        .iter()
+        .map(|(k, t)| {
+            (
+                *k as i64,
+                t.to_array().iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(want.len(), N);
+    for (name, got) in outputs {
+        assert_eq!(got.len(), N, "{name}: row count");
+        let mut seen = std::collections::HashSet::new();
+        for (id, tag, bits) in &got {
+            assert!(seen.insert(*id), "{name}: id {id} twice");
+            assert_eq!(tag, &format!("r{id}"), "{name}: key columns kept together");
+            assert_eq!(bits, &want[id], "{name}: id {id}");
+        }
+    }
+}
+
+#[test]
+fn bad_columns_are_typed_errors_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!("file://{}/in", dir.path().display());
+    let out = |n: &str| format!("file://{}/out-{n}", dir.path().display());
+    let rows = keyed_rows(50);
+    let i = input.clone();
+    let (out_a, out_b, out_c, out_d) = (out("a"), out("b"), out("c"), out("d"));
+    let errors = on_workers(conf(2), move |ctx| {
+        write_rows(ctx, &rows, &i, false)?;
+        let dist = distributed(ctx, net(CLASSES, 4))?;
+        let run = |keys: &[&str], f: FeatureColumns, o: &str| {
+            dist.predict_parquet(
+                &i,
+                o,
+                &ColumnarPrediction::new(keys, f),
+                SaveMode::ErrorIfExists,
+            )
+            .unwrap_err()
+        };
+        Ok(vec![
+            run(&["id"], FeatureColumns::List("narrow".into()), &out_a),
+            run(
+                &["id"],
+                FeatureColumns::Columns(vec!["f0".into(), "tag".into()]),
+                &out_b,
+            ),
+            run(&["user"], FeatureColumns::List("pixels".into()), &out_c),
+            run(
+                &["id"],
+                FeatureColumns::Columns(vec!["f0".into(); 3]),
+                &out_d,
+            ),
+        ]
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>())
+    })
+    .unwrap();
+    assert!(
+        errors[0].contains("`narrow`") && errors[0].contains("19") && errors[0].contains("20"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("`tag`") && errors[1].contains("Utf8"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].contains("`user`") && errors[2].contains("key column"),
+        "{}",
+        errors[2]
+    );
+    assert!(errors[3].contains("3 values per row"), "{}", errors[3]);
+    // Nothing was written for any of them.
+    for n in ["a", "b", "c", "d"] {
+        assert!(!dir
+            .path()
+            .join(format!("out-{n}"))
+            .join("_SUCCESS")
+            .exists());
+    }
+}
+
+#[test]
+fn typed_errors_come_back_as_inference_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!("file://{}/in", dir.path().display());
+    let o = format!("file://{}/out", dir.path().display());
+    let rows = keyed_rows(20);
+    let err = on_workers(conf(1), move |ctx| {
+        write_rows(ctx, &rows, &input, false)?;
+        let dist = distributed(ctx, net(CLASSES, 4))?;
+        let spec = ColumnarPrediction::new(&["id"], FeatureColumns::List("tag".into()));
+        dist.predict_parquet(&input, &o, &spec, SaveMode::ErrorIfExists)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, MlError::Inference(InferenceError::NotNumeric { column, .. }) if column == "tag"),
+        "{err}"
+    );
+}

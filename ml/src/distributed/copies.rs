@@ -9,7 +9,7 @@
 //! blocks if need be, so more copies than the budget holds is an error, never an
 //! out-of-memory crash.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -17,6 +17,8 @@ use ember_engine::{Context, MemoryReservation};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::inference_error::InferenceError;
+use super::network::DistributedNetwork;
+use super::replica::Replica;
 use crate::error::{MlError, Result};
 use crate::nn::Network;
 
@@ -186,8 +188,7 @@ impl CopyPool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts `examples` more done on the job's progress bar.
-    pub fn progress(&self, examples: u64) {
+    fn progress(&self, examples: u64) {
         self.bar.inc(examples);
     }
 
@@ -258,23 +259,63 @@ impl CopyPool {
     }
 }
 
-/// A job's pool, made once its RDD exists: the RDD id names it, the same on every worker.
-pub(crate) type PoolSlot = Rc<OnceCell<Arc<CopyPool>>>;
+/// What the tasks of one job on this worker take network copies with: the job's pool (made
+/// once the job's RDD exists, [`Copies::attach`]: its id names the pool, the same on every
+/// worker) and this worker's replica, which new copies are made from.
+pub(crate) struct Copies {
+    ctx: Context,
+    slot: OnceCell<Arc<CopyPool>>,
+    replica: Rc<RefCell<Replica>>,
+}
 
-/// Gets (or makes) the pool of the job whose RDD is `rdd_id`, for `slot`.
-pub(crate) fn attach_pool(
-    ctx: &Context,
-    slot: &PoolSlot,
-    rdd_id: usize,
-    plan: CopyPlan,
-    what: &str,
-) -> Result<()> {
-    let key = format!("ember-ml/network-copies/{rdd_id}");
-    let pool = ctx
-        .process_value(&key, || CopyPool::new(plan, what))
-        .map_err(MlError::from)?;
-    let _ = slot.set(pool);
-    Ok(())
+impl Copies {
+    /// Copies of `dist`'s replica.
+    pub fn new(dist: &DistributedNetwork) -> Copies {
+        Copies {
+            ctx: dist.ctx.clone(),
+            slot: OnceCell::new(),
+            replica: Rc::clone(&dist.replica),
+        }
+    }
+
+    /// Gets (or makes) the pool of the job whose RDD is `rdd_id`, with a progress bar `what`.
+    pub fn attach(&self, rdd_id: usize, plan: CopyPlan, what: &str) -> Result<()> {
+        let key = format!("ember-ml/network-copies/{rdd_id}");
+        let pool = self
+            .ctx
+            .process_value(&key, || CopyPool::new(plan, what))
+            .map_err(MlError::from)?;
+        let _ = self.slot.set(pool);
+        Ok(())
+    }
+
+    fn pool(&self) -> Result<&Arc<CopyPool>> {
+        self.slot
+            .get()
+            .ok_or_else(|| MlError::Config("a task ran before its job was set up".into()))
+    }
+
+    /// Takes this task's copies ([`CopyPool::take`]).
+    pub fn take(&self) -> Result<Lease> {
+        let replica = Rc::clone(&self.replica);
+        let make = move || copy_network(&replica.borrow().net);
+        self.pool()?.take(&self.ctx, &make)
+    }
+
+    /// Counts `examples` more done on the job's progress bar.
+    pub fn progress(&self, examples: usize) {
+        (self.progress_counter())(examples)
+    }
+
+    /// [`Copies::progress`] for threads a task starts.
+    pub fn progress_counter(&self) -> impl Fn(usize) + Sync + Send {
+        let pool = self.slot.get().cloned();
+        move |n| {
+            if let Some(p) = &pool {
+                p.progress(n as u64);
+            }
+        }
+    }
 }
 
 /// The progress bar of a job on stderr, when a person is watching (stderr is a terminal); one

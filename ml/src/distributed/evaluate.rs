@@ -10,15 +10,13 @@
 //! too). Regression sums are merged with Chan's pairwise update, which agrees with one pass to
 //! the last few bits of an `f64`, not always bit for bit.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
-use ember_engine::{BoxIter, Context, Data, Rdd};
+use ember_engine::{BoxIter, Data, Rdd};
 use ndarray::Ix2;
 
-use super::copies::{attach_pool, copy_network, fail_task, CopyPlan, EvalOptions, PoolSlot};
+use super::copies::{fail_task, Copies, CopyPlan, EvalOptions};
 use super::network::DistributedNetwork;
-use super::replica::Replica;
 use crate::data::MiniBatch;
 use crate::error::{MlError, Result};
 use crate::eval::Evaluation;
@@ -67,9 +65,7 @@ impl DistributedNetwork {
         let mut zero = evaluation.clone();
         zero.reset();
         let job = EvalJob {
-            ctx: ctx.clone(),
-            slot: PoolSlot::default(),
-            replica: Rc::clone(&self.replica),
+            copies: Copies::new(self),
             zero,
             batch: opts.batch_size,
         };
@@ -88,7 +84,7 @@ impl DistributedNetwork {
                 })
             }
         };
-        attach_pool(&ctx, &job.slot, parts.id(), plan, "evaluating")?;
+        job.copies.attach(parts.id(), plan, "evaluating")?;
         let mut total = evaluation;
         for part in parts.collect()? {
             total.merge(&part)?;
@@ -99,9 +95,7 @@ impl DistributedNetwork {
 
 /// What every task of one evaluation job needs (on this worker).
 struct EvalJob<E> {
-    ctx: Context,
-    slot: PoolSlot,
-    replica: Rc<RefCell<Replica>>,
+    copies: Copies,
     zero: E,
     batch: usize,
 }
@@ -119,13 +113,8 @@ impl<E: Evaluation + Data> EvalJob<E> {
     }
 
     fn partition(&self, batches: impl Iterator<Item = Result<MiniBatch>>) -> Result<E> {
-        let pool = self.slot.get().ok_or_else(|| {
-            MlError::Config("an evaluation task ran before its job was set up".into())
-        })?;
-        let replica = Rc::clone(&self.replica);
-        let make = move || copy_network(&replica.borrow().net);
-        let mut lease = pool.take(&self.ctx, &make)?;
-        let progress = |n: usize| pool.progress(n as u64);
+        let mut lease = self.copies.take()?;
+        let progress = self.copies.progress_counter();
         if let [net] = lease.nets.as_mut_slice() {
             let mut eval = self.zero.clone();
             for b in batches {

@@ -12,20 +12,16 @@
 //! pass meets only for an input wider than 1024 values feeding a layer narrow enough; such
 //! networks should be checked as the test `batch_sizes_never_change_keyed_outputs` does).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::rc::Rc;
 
-use ember_engine::{Context, Data, Rdd};
+use ember_engine::{Data, Rdd};
 use ndarray::IxDyn;
 
-use super::copies::{
-    attach_pool, copy_network, fail_task, CopyPlan, CopyPool, EvalOptions, Lease, PoolSlot,
-};
+use super::copies::{fail_task, Copies, CopyPlan, EvalOptions, Lease};
 use super::inference_error::InferenceError;
 use super::network::DistributedNetwork;
-use super::replica::Replica;
 use crate::error::{MlError, Result};
 use crate::nn::Network;
 use crate::tensor::Tensor;
@@ -53,9 +49,7 @@ impl DistributedNetwork {
     ) -> Result<Rdd<(K, Tensor)>> {
         let plan = CopyPlan::new(&self.ctx, &self.replica.borrow().net, opts)?;
         let job = Rc::new(KeyedJob {
-            ctx: self.ctx.clone(),
-            slot: PoolSlot::default(),
-            replica: Rc::clone(&self.replica),
+            copies: Copies::new(self),
             batch: opts.batch_size,
             input_shape: self.replica.borrow().net.config().input_shape.clone(),
         });
@@ -70,7 +64,7 @@ impl DistributedNetwork {
             };
             Box::new(std::iter::from_fn(move || run.next()))
         });
-        attach_pool(&self.ctx, &job.slot, out.id(), plan, "predicting")?;
+        job.copies.attach(out.id(), plan, "predicting")?;
         Ok(out)
     }
 
@@ -100,9 +94,7 @@ fn argmax(t: &Tensor) -> usize {
 }
 
 struct KeyedJob {
-    ctx: Context,
-    slot: PoolSlot,
-    replica: Rc<RefCell<Replica>>,
+    copies: Copies,
     batch: usize,
     input_shape: Vec<usize>,
 }
@@ -136,19 +128,10 @@ impl<K: Data + Debug> KeyedRun<K> {
         }
     }
 
-    fn pool(&self) -> Result<&std::sync::Arc<CopyPool>> {
-        self.job.slot.get().ok_or_else(|| {
-            MlError::Config("an inference task ran before its job was set up".into())
-        })
-    }
-
     /// Runs the next examples into `ready` (none left: `done`).
     fn fill(&mut self) -> Result<()> {
         if self.lease.is_none() {
-            let replica = Rc::clone(&self.job.replica);
-            let make = move || copy_network(&replica.borrow().net);
-            let lease = self.pool()?.take(&self.job.ctx, &make)?;
-            self.lease = Some(lease);
+            self.lease = Some(self.job.copies.take()?);
         }
         let lease = self.lease.as_mut().expect("taken above");
         let want = self.job.batch * lease.nets.len();
@@ -180,7 +163,7 @@ impl<K: Data + Debug> KeyedRun<K> {
                 Tensor::from_vec(&s, v.to_vec())
             })
             .collect::<Result<Vec<_>>>()?;
-        self.pool()?.progress(keys.len() as u64);
+        self.job.copies.progress(keys.len());
         self.ready.extend(keys.into_iter().zip(outs));
         Ok(())
     }

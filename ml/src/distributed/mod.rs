@@ -23,6 +23,7 @@
 //! count give the same parameters on every run.
 
 pub mod checkpoint;
+mod columnar;
 mod copies;
 pub mod data;
 mod evaluate;
@@ -31,11 +32,13 @@ mod inference_error;
 mod jobs;
 mod master;
 mod network;
+mod network_url;
 mod replica;
 pub mod report;
 mod resident;
 pub mod stats;
 
+pub use columnar::{ColumnarPrediction, FeatureColumns};
 pub use copies::EvalOptions;
 pub use data::{export_minibatches, rows_to_minibatches, sharded_minibatches, Repartition};
 pub use inference_error::InferenceError;
