@@ -664,3 +664,147 @@ fn typed_errors_come_back_as_inference_errors() {
         "{err}"
     );
 }
+
+/// Engine configuration for `workers` local workers talking to `server`.
+fn s3_conf(server: &s3::S3Server, workers: usize) -> Conf {
+    server
+        .settings()
+        .iter()
+        .fold(conf(workers), |c, (k, v)| c.with(k, v).unwrap())
+}
+
+#[test]
+fn models_and_evaluations_on_s3_load_into_distributed_networks_and_truncation_names_the_url() {
+    let server = s3::S3Server::start();
+    let bucket = server.bucket("models");
+    let config = server.config();
+    // Trained (here: built) on one machine, saved to S3.
+    let model = format!("{bucket}/mlp.safetensors");
+    ember_ml::model_io::save_url(&model, &config, &net(CLASSES, 5), None).unwrap();
+    let bytes = ember_storage::Location::resolve(&model, &config)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    let truncated = format!("{bucket}/truncated.safetensors");
+    ember_storage::Location::resolve(&truncated, &config)
+        .unwrap()
+        .put(bytes.slice(..bytes.len() / 2))
+        .unwrap();
+
+    let want = single_process(
+        net(CLASSES, 5),
+        &synthetic(ROWS, CLASSES),
+        multi_class_set(),
+    );
+    let (m, t, b) = (model.clone(), truncated.clone(), bucket.clone());
+    let (got, reloaded, err) = on_workers(s3_conf(&server, 2), move |ctx| {
+        let dist = DistributedNetwork::load_url(ctx, &m, sgd(), DataParallel::default())?;
+        let batches = sharded_minibatches(ctx, &synthetic(ROWS, CLASSES), 75, 2)?;
+        let got = dist.evaluate(&batches, multi_class_set(), &EvalOptions::default())?;
+        let eval_url = format!("{b}/evals/mlp.json");
+        let storage = ctx.conf().storage_config();
+        if ctx.worker_index() == 0 {
+            save_json_url(&eval_url, &storage, &got)?;
+        }
+        dist.save_url(&format!("{b}/saved.safetensors"))?;
+        let reloaded: Evaluations = load_json_url(&eval_url, &storage)?;
+        let err = DistributedNetwork::load_url(ctx, &t, sgd(), DataParallel::default())
+            .err()
+            .map(|e| e.to_string());
+        Ok((got, reloaded, err))
+    })
+    .unwrap();
+    assert_same(&got, &want);
+    assert_eq!(reloaded, got, "the evaluation read back from S3");
+    let err = err.expect("a truncated model file is an error");
+    assert!(err.contains(&truncated), "{err}");
+    let saved =
+        ember_ml::model_io::load_url(&format!("{bucket}/saved.safetensors"), &config).unwrap();
+    assert_eq!(saved.network.params(), net(CLASSES, 5).params());
+}
+
+/// Set in the environment of the processes `evaluation_on_two_processes_equals_single_process`
+/// starts: they run `two_process_member` instead of skipping it.
+const MEMBER_ENV: &str = "EMBER_EVAL_TEST_MEMBER";
+
+#[test]
+#[ignore = "one process of evaluation_on_two_processes_equals_single_process, started by it"]
+fn two_process_member() {
+    if std::env::var_os(MEMBER_ENV).is_none() {
+        return;
+    }
+    let conf = Conf::from_env().unwrap();
+    let got = on_workers(conf, |ctx| {
+        let batches = sharded_minibatches(ctx, &synthetic(ROWS, CLASSES), 75, ctx.num_workers())?;
+        let dist = distributed(ctx, net(CLASSES, 5))?;
+        let got = dist.evaluate(&batches, multi_class_set(), &EvalOptions::default())?;
+        Ok((ctx.worker_index() == 0).then(|| got.to_json().unwrap()))
+    })
+    .unwrap();
+    if let Some(json) = got {
+        println!("EVALUATION {json}");
+    }
+}
+
+#[test]
+fn evaluation_on_two_processes_equals_single_process() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let ports: Vec<u16> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let hosts = format!("127.0.0.1:{},127.0.0.1:{}", ports[0], ports[1]);
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<_> = (0..2)
+        .map(|p| {
+            Command::new(&exe)
+                .args(["--exact", "two_process_member", "--ignored", "--nocapture"])
+                .env(MEMBER_ENV, "1")
+                .env("EMBER_MASTER", "cluster")
+                .env("EMBER_CLUSTER_HOSTS", &hosts)
+                .env("EMBER_CLUSTER_PROCESS", p.to_string())
+                .env("EMBER_CLUSTER_THREADS", "2")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Bounded wait: a hung cluster fails the test instead of hanging CI.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        if Instant::now() > deadline {
+            for c in &mut children {
+                let _ = c.kill();
+            }
+            panic!("the two processes did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (p, o) in outputs.iter().enumerate() {
+        assert!(
+            o.status.success(),
+            "process {p} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&outputs[0].stdout);
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("EVALUATION "))
+        .unwrap_or_else(|| panic!("process 0 printed no evaluation: {stdout}"));
+    let got = Evaluations::from_json(json).unwrap();
+    let want = single_process(
+        net(CLASSES, 5),
+        &synthetic(ROWS, CLASSES),
+        multi_class_set(),
+    );
+    assert_same(&got, &want);
+}

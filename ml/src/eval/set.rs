@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::{Classification, EvalError, Evaluation, Regression, Roc, RocMultiClass};
 
 /// Any one of the evaluations of this module, so that different kinds can travel and be stored
-/// together (JSON tagged with the kind).
+/// together. In JSON an object keyed by the kind (`{"classification": {...}}`); externally
+/// tagged, because the engine moves values between processes with bincode, which cannot read
+/// internally or adjacently tagged enums.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "evaluation", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AnyEvaluation {
     /// Confusion matrix and the metrics derived from it.
     Classification(Classification),
@@ -44,7 +46,7 @@ impl AnyEvaluation {
         })
     }
 
-    /// The kind, as in the JSON tag.
+    /// The kind, as the JSON key names it.
     pub fn kind(&self) -> &'static str {
         match self {
             AnyEvaluation::Classification(_) => "classification",
