@@ -42,6 +42,10 @@ impl DistributedNetwork {
     /// of [`EvalOptions`] (copies per process, batch size). A mask has the example's shape, or
     /// holds one value for the whole example; the features are multiplied by it before the
     /// forward pass (masked values count as 0, as DL4J's feature masks zero padded steps).
+    ///
+    /// The returned RDD owns the job's pool of network copies: copies made by its tasks stay
+    /// charged to the block manager while it lives (it may be computed again), and are freed
+    /// with it.
     pub fn predict_with_mask_and_key<K: Data + Debug>(
         &self,
         data: &Rdd<(K, (Tensor, Option<Tensor>))>,
