@@ -808,3 +808,69 @@ fn evaluation_on_two_processes_equals_single_process() {
     );
     assert_same(&got, &want);
 }
+
+#[test]
+fn masks_zero_features_and_more_copies_per_process_change_no_output() {
+    let rows = keyed_rows(700);
+    let r = rows.clone();
+    let (plain, masked, halved, split) = on_workers(conf(2), move |ctx| {
+        let dist = distributed(ctx, net(CLASSES, 6))?;
+        let data = keyed_rdd(ctx, &r)?;
+        let sorted = |mut v: Vec<(u64, Tensor)>| {
+            v.sort_by_key(|(k, _)| *k);
+            v
+        };
+        let plain = sorted(dist.predict_with_key(&data, 32)?.collect()?);
+        // Per-value masks keeping every other feature, and one-value masks of 0.5.
+        let every_other: Vec<f32> = (0..FEATURES).map(|c| (c % 2) as f32).collect();
+        let m = every_other.clone();
+        let with_mask = data.map(move |(k, t)| {
+            (
+                k,
+                (t, Some(Tensor::from_vec(&[FEATURES], m.clone()).unwrap())),
+            )
+        });
+        let opts = EvalOptions::default().batch_size(16);
+        let masked = sorted(
+            dist.predict_with_mask_and_key(&with_mask, &opts)?
+                .collect()?,
+        );
+        let half = data.map(|(k, t)| (k, (t, Some(Tensor::from_vec(&[1], vec![0.5]).unwrap()))));
+        let halved = sorted(dist.predict_with_mask_and_key(&half, &opts)?.collect()?);
+        // Five copies per process on two workers: tasks run three forward passes side by side.
+        let unmasked = data.map(|(k, t)| (k, (t, None)));
+        let many = EvalOptions::default().num_workers(5).batch_size(8);
+        let split = sorted(
+            dist.predict_with_mask_and_key(&unmasked, &many)?
+                .collect()?,
+        );
+        Ok((plain, masked, halved, split))
+    })
+    .unwrap();
+    assert_eq!(split, plain, "copies per process change no output");
+    let mut single = net(CLASSES, 6);
+    let mut by_key: Vec<&(u64, Vec<f32>)> = rows.iter().collect();
+    by_key.sort_by_key(|(k, _)| *k);
+    for (scale, got) in [(None, &masked), (Some(0.5f32), &halved)] {
+        let flat: Vec<f32> = by_key
+            .iter()
+            .flat_map(|(_, v)| {
+                v.iter().enumerate().map(move |(c, x)| match scale {
+                    Some(s) => x * s,
+                    None => x * (c % 2) as f32,
+                })
+            })
+            .collect();
+        let x = Array2::from_shape_vec((by_key.len(), FEATURES), flat).unwrap();
+        let want = single.predict(x.view().into_dyn()).unwrap();
+        let want = want.as_standard_layout();
+        for ((k, t), w) in got.iter().zip(want.as_slice().unwrap().chunks(CLASSES)) {
+            assert_eq!(
+                t.to_array().as_slice().unwrap(),
+                w,
+                "key {k}, mask {scale:?}"
+            );
+        }
+    }
+    assert_ne!(masked, plain, "the mask changed the input");
+}

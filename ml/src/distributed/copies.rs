@@ -8,6 +8,11 @@
 //! memory budget; a worker then reserves each copy's bytes as it makes it, evicting cached
 //! blocks if need be, so more copies than the budget holds is an error, never an
 //! out-of-memory crash.
+//!
+//! Waiting for a copy cannot deadlock: a task's input iterator is created (and any cached block
+//! of another process fetched) before the task's code runs, and shuffle input is local by then,
+//! so a task holding copies computes without waiting on any other worker and returns them when
+//! its partition ends.
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
