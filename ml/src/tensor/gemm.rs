@@ -163,7 +163,7 @@ pub fn use_worker_pool(worker: usize, threads: usize) {
 /// an example the same output in a batch of 1 as in a batch of 512: the default kernel,
 /// `matrixmultiply`, accumulates each output value over `k` in blocks that do not depend on `m`
 /// or `n`, and splitting over threads never splits `k` (checked bit for bit by
-/// `ml/tests/distributed_eval.rs`; the `gemm` crate, when `EMBER_ML_GEMM` forces it, picks
+/// `ml/tests/distributed_inference.rs`; the `gemm` crate, when `EMBER_ML_GEMM` forces it, picks
 /// kernels by shape and is not). Products whose inner dimension runs over a batch use
 /// [`sgemm_over_batch`].
 ///
