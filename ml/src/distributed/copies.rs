@@ -134,6 +134,13 @@ impl CopyPlan {
             }
             .into());
         }
+        tracing::debug!(
+            per_process,
+            per_task,
+            copy_bytes,
+            budget,
+            "network copies of an evaluation or inference job"
+        );
         Ok(CopyPlan {
             per_process,
             per_task,
