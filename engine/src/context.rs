@@ -42,6 +42,8 @@ pub(crate) struct ProcessShared {
     pub threads: usize,
     /// The event log, when `ember.eventLog.dir` is set (written by worker 0 only).
     pub events: Mutex<Option<EventLog>>,
+    /// Values shared by this process's workers, by key ([`Context::process_value`]).
+    pub values: Mutex<HashMap<String, std::sync::Weak<dyn Any + Send + Sync>>>,
 }
 
 pub(crate) struct ContextInner {
@@ -405,6 +407,40 @@ impl Context {
     /// `*_AND_DISK` blocks go to disk, others are dropped (and recomputed when read).
     pub fn evict_cached_blocks(&self) {
         self.inner.shared.blocks.evict_all();
+    }
+
+    /// The value that this application's worker threads in this process share under `key`:
+    /// made with `init` by the first worker that asks, handed to the others while any of them
+    /// still holds it, made afresh once all have dropped it (Spark's executor-wide singletons,
+    /// e.g. a pool of model copies for the tasks of one job). Workers in other processes have
+    /// their own. Asking for a key with another type than it was made with is an error.
+    pub fn process_value<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> T,
+    ) -> Result<Arc<T>> {
+        let mut values = self
+            .inner
+            .shared
+            .values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        values.retain(|_, v| v.strong_count() > 0);
+        if let Some(v) = values.get(key).and_then(|w| w.upgrade()) {
+            return v
+                .downcast::<T>()
+                .map_err(|_| crate::error::EngineError::InvalidArgument {
+                    operation: "process_value".into(),
+                    reason: format!(
+                        "key {key:?} holds a value of another type than {}",
+                        std::any::type_name::<T>()
+                    ),
+                });
+        }
+        let v = Arc::new(init());
+        let erased: Arc<dyn Any + Send + Sync> = v.clone();
+        values.insert(key.to_string(), Arc::downgrade(&erased));
+        Ok(v)
     }
 
     /// This process's spill directory (it may not exist yet).

@@ -58,8 +58,8 @@ pub use scheduler::{
     ReduceOp, StageStats, TaskMetrics,
 };
 pub use shuffle::{HashPartitioner, Partitioner, RangePartitioner};
-pub use storage::{SizeOf, StorageLevel, StorageReport};
-pub use task::{current_worker, TaskContext};
+pub use storage::{MemoryReservation, SizeOf, StorageLevel, StorageReport};
+pub use task::{current_task, current_worker, TaskContext};
 
 /// The names most programs need.
 pub mod prelude {

@@ -106,8 +106,10 @@ pub fn current_worker() -> Option<usize> {
     in_task().then(|| WORKER.with(|w| w.get()))
 }
 
-/// The task running on this thread, if any (accumulators buffer their updates in it).
-pub(crate) fn current_task() -> Option<Rc<TaskContext>> {
+/// The task running on this thread, if any: accumulators buffer their updates in it, and code
+/// inside a transformation that meets bad input records the error with [`TaskContext::fail`]
+/// and ends its iterator, so the attempt fails with that error instead of panicking.
+pub fn current_task() -> Option<Rc<TaskContext>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 

@@ -100,6 +100,11 @@ pub enum MlError {
     /// names the stage, partition and cause.
     #[error(transparent)]
     Engine(#[from] ember_engine::EngineError),
+    /// Distributed evaluation or inference input that cannot feed the network (a missing,
+    /// non-numeric or wrong-width column, a keyed tensor of the wrong shape), or network copies
+    /// beyond the memory budget.
+    #[error(transparent)]
+    Inference(#[from] crate::distributed::InferenceError),
     /// A training checkpoint cannot be used: from another network, or unreadable.
     #[error("checkpoint {url}: {reason}")]
     Checkpoint {

@@ -24,6 +24,7 @@ pub mod report;
 mod block_manager;
 mod level;
 mod persist;
+mod reservation;
 mod size;
 
 pub use block_manager::default_host_budget;
@@ -31,5 +32,6 @@ pub(crate) use block_manager::BlockManager;
 pub use level::StorageLevel;
 pub(crate) use persist::{read_or_compute, Sizer};
 pub use report::{human_bytes, RddStorageInfo, StorageMetrics, StorageReport};
+pub use reservation::MemoryReservation;
 pub(crate) use size::size_pair;
 pub use size::SizeOf;

@@ -12,6 +12,11 @@
 //! - [`data`]: minibatch RDDs (sharded in-memory data, rows of any source, exported files).
 //! - [`stats`] and [`report`]: per worker and step timings, JSON lines, the HTML report.
 //! - [`checkpoint`]: saving and resuming training at a storage URL.
+//! - Evaluation and inference on the workers: [`DistributedNetwork::evaluate`] (any
+//!   [`crate::eval::Evaluation`], several in one pass), keyed inference
+//!   ([`DistributedNetwork::predict_with_key`]), Parquet and Arrow in and out
+//!   ([`DistributedNetwork::predict_parquet`]), on at most [`EvalOptions::num_workers`] network
+//!   copies per process, each charged to the block manager.
 //!
 //! Synchronization goes through the engine's collectives inside one barrier stage per epoch
 //! ([`ember_engine::BarrierTask`]): all-reduces are deterministic (summed in rank order), so
@@ -19,17 +24,26 @@
 //! count give the same parameters on every run.
 
 pub mod checkpoint;
+mod columnar;
+mod copies;
 pub mod data;
+mod evaluate;
+mod inference;
+mod inference_error;
 mod jobs;
 mod master;
 mod network;
+mod network_url;
 mod replica;
 pub mod report;
 mod resident;
 pub mod sharing;
 pub mod stats;
 
+pub use columnar::{ColumnarPrediction, FeatureColumns};
+pub use copies::EvalOptions;
 pub use data::{export_minibatches, rows_to_minibatches, sharded_minibatches, Repartition};
+pub use inference_error::InferenceError;
 pub use master::{
     AveragingMode, CheckpointPolicy, DataParallel, EpochInput, EpochJob, EpochReport,
     ExchangeSummary, ParameterAveraging, TrainingMaster,

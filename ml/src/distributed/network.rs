@@ -43,8 +43,8 @@ use crate::optim::{Optimizer, OptimizerConfig};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct DistributedNetwork {
-    ctx: Context,
-    replica: Rc<RefCell<Replica>>,
+    pub(super) ctx: Context,
+    pub(super) replica: Rc<RefCell<Replica>>,
     master: Box<dyn TrainingMaster>,
     records: Vec<StepRecord>,
     epoch: usize,

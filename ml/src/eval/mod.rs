@@ -23,6 +23,8 @@ mod error;
 mod input;
 mod regression;
 mod roc;
+mod set;
+mod store;
 
 use ndarray::ArrayView2;
 use serde::de::DeserializeOwned;
@@ -34,6 +36,8 @@ pub use classification::{Average, Classification, ConfusionMatrix};
 pub use error::EvalError;
 pub use regression::Regression;
 pub use roc::{PrPoint, Roc, RocMultiClass, RocPoint};
+pub use set::{AnyEvaluation, Evaluations};
+pub use store::{load_json_url, save_json_url};
 
 /// What every evaluation can do: accumulate, merge, reset, summarize and round-trip JSON.
 pub trait Evaluation: Clone + Serialize + DeserializeOwned {

@@ -12,7 +12,9 @@
 //! shapes of the MNIST MLP and LeNet: `matrixmultiply` ran 1.4x to 1.8x faster on every shape
 //! except a small output with a long inner dimension (a convolution's weight gradient, 20x25 over
 //! 2048 columns), where the `gemm` crate ran about 2x faster; the default uses `gemm` for exactly
-//! those shapes (`m*n <= 4096`, `k >= 1024`). OpenBLAS was not chosen: it needs a system library
+//! those shapes (`m*n <= 4096`, `k >= 1024`) when the inner dimension is a batch (weight
+//! gradients, [`sgemm_over_batch`]), never in a forward pass, so that batching never changes an
+//! example's output. OpenBLAS was not chosen: it needs a system library
 //! (libopenblas-dev) on every machine that builds Ember, and its threads clash with ours.
 //!
 //! `EMBER_ML_GEMM=gemm|matrixmultiply` forces one kernel for every shape; `EMBER_ML_THREADS=N`
@@ -157,6 +159,14 @@ pub fn use_worker_pool(worker: usize, threads: usize) {
 /// `trans_b`), `c` is `m x n`; all densely packed. When `beta == 0`, `c` is only written (its old
 /// contents, even NaN, do not matter). `parallel` allows a second thread for large products.
 ///
+/// The kernel is the process's ([`kernel()`]) whatever the shape, so that a forward pass gives
+/// an example the same output in a batch of 1 as in a batch of 512: the default kernel,
+/// `matrixmultiply`, accumulates each output value over `k` in blocks that do not depend on `m`
+/// or `n`, and splitting over threads never splits `k` (checked bit for bit by
+/// `ml/tests/distributed_inference.rs`; the `gemm` crate, when `EMBER_ML_GEMM` forces it, picks
+/// kernels by shape and is not). Products whose inner dimension runs over a batch use
+/// [`sgemm_over_batch`].
+///
 /// # Panics
 /// If a slice is shorter than its shape needs (a programming error inside this crate; public
 /// entry points check shapes first).
@@ -174,10 +184,45 @@ pub fn sgemm(
     c: &mut [f32],
     parallel: bool,
 ) {
+    let threads = if parallel { threads() } else { 1 };
+    sgemm_with(
+        settings().kernel,
+        threads,
+        trans_a,
+        trans_b,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    )
+}
+
+/// [`sgemm`] for a product whose inner dimension `k` runs over the examples of a batch (a
+/// weight gradient: `dz^T x` of a dense layer, `dz cols^T` of a convolution). Measured exception
+/// (see the module docs): a small output with a long inner dimension (e.g. 20x25 over 2048
+/// columns) runs about twice as fast in the `gemm` crate, so unless `EMBER_ML_GEMM` forces a
+/// kernel, those shapes (`m*n <= 4096`, `k >= 1024`) use it. Gradients sum over the batch
+/// anyway, so the kernel switching with the batch size changes no per-example result.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_over_batch(
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    parallel: bool,
+) {
     let s = settings();
     let threads = if parallel { threads() } else { 1 };
-    // Measured exception: a small output with a long inner dimension (a convolution's weight
-    // gradient, e.g. 20x25 over 2048 columns) runs about twice as fast in the `gemm` crate.
     let kernel = if s.auto && m * n <= 4096 && k >= 1024 {
         GemmKernel::Gemm
     } else {

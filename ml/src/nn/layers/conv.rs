@@ -14,7 +14,7 @@ use super::{check_input, contiguous, Act, Init, Layer, Pass, Spec};
 use crate::error::{MlError, Result};
 use crate::nn::activation::Activation;
 use crate::nn::init::WeightInit;
-use crate::tensor::gemm::sgemm;
+use crate::tensor::gemm::{sgemm, sgemm_over_batch};
 
 /// Geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
@@ -321,7 +321,9 @@ impl Layer for Conv2d {
                         }
                         let mut acc = vec![0f32; f * ckk + f];
                         let (gw, gb) = acc.split_at_mut(f * ckk);
-                        sgemm(false, true, f, ckk, cols_n, 1.0, dzg, cols, 0.0, gw, false);
+                        sgemm_over_batch(
+                            false, true, f, ckk, cols_n, 1.0, dzg, cols, 0.0, gw, false,
+                        );
                         for (b, row) in gb.iter_mut().zip(dzg.chunks_exact(cols_n)) {
                             *b = row.iter().sum::<f32>();
                         }

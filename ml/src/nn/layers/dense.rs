@@ -6,7 +6,7 @@ use super::{check_input, contiguous, Act, Init, Layer, Pass, Spec};
 use crate::error::{MlError, Result};
 use crate::nn::activation::Activation;
 use crate::nn::init::WeightInit;
-use crate::tensor::gemm::sgemm;
+use crate::tensor::gemm::{sgemm, sgemm_over_batch};
 
 /// `y = act(x W^T + b)`, `W: [n_out, n_in]`.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ impl Layer for Dense {
         let dz = dz.as_slice().expect("standard layout");
         let xs = contiguous(x);
         let (gw, gb) = g.split_at_mut(self.n_in * self.n_out);
-        sgemm(
+        sgemm_over_batch(
             true, false, self.n_out, self.n_in, n, 1.0, dz, &xs, 0.0, gw, true,
         );
         gb.fill(0.0);
