@@ -7,10 +7,13 @@
 //! (10 global batches of 32): about a second for all of them in a debug build. The MNIST test
 //! trains on the first 10,000 training images: about a minute in a debug build on 2 cores.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use ember_engine::{Conf, Context, Rdd, StorageLevel};
+use common::{conf, momentum, on_each_worker, synthetic, tiny_net, CLASSES, FEATURES};
+use ember_engine::{Context, Rdd, StorageLevel};
 use ember_ml::data::{mnist, one_hot, MiniBatch, Split};
 use ember_ml::distributed::checkpoint::{self, Progress};
 use ember_ml::distributed::data::decode_minibatch;
@@ -19,8 +22,8 @@ use ember_ml::distributed::{
     checksum, export_minibatches, sharded_minibatches, AveragingMode, DataParallel,
     DistributedNetwork, EpochReport, ParameterAveraging, TrainingMaster,
 };
-use ember_ml::nn::{Activation, Network, NetworkConfig};
-use ember_ml::optim::{Method, Optimizer, OptimizerConfig};
+use ember_ml::nn::{Activation, NetworkConfig};
+use ember_ml::optim::Optimizer;
 use ember_ml::train::evaluate;
 use ember_ml::{MlError, Result};
 use ndarray::Array2;
@@ -31,15 +34,7 @@ const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/mnist");
 const B: usize = 32;
 /// Examples of the synthetic set: 10 global batches, so one epoch is 10 data-parallel steps.
 const ROWS: usize = 10 * B;
-const FEATURES: usize = 20;
-const CLASSES: usize = 3;
 const SEED: u64 = 11;
-
-fn conf(workers: usize) -> Conf {
-    Conf::new()
-        .with("ember.master", &format!("local[{workers}]"))
-        .expect("local master")
-}
 
 /// Runs `driver` on `workers` local workers and returns worker 0's result; an engine failure is
 /// an [`MlError::Engine`].
@@ -59,19 +54,6 @@ where
     try_on_workers(workers, driver).expect("distributed run")
 }
 
-/// Every worker's result.
-fn on_each_worker<R, F>(workers: usize, driver: F) -> Vec<R>
-where
-    R: Send + 'static,
-    F: Fn(&Context) -> Result<R> + Send + Sync + 'static,
-{
-    ember_engine::run_all(conf(workers), driver)
-        .expect("engine")
-        .into_iter()
-        .collect::<Result<Vec<R>>>()
-        .expect("distributed run")
-}
-
 /// Returns on every worker once every worker has called it: a barrier stage runs one task per
 /// worker, all at once, and a worker's task runs only while its driver is in the action. (An
 /// action on its own is no such fence: a worker may be done with it, and go on, before a peer
@@ -86,39 +68,6 @@ fn all_workers_here(ctx: &Context) -> Result<()> {
         })
         .count()?;
     Ok(())
-}
-
-/// The synthetic set: class `(7r + r/3) % 3` of example `r` (classes interleaved, not in
-/// blocks), features a fixed pseudo-random pattern in [-0.5, 0.5) plus 0.8 on the features whose
-/// index is the class modulo 3, so there is something to learn.
-fn synthetic(rows: usize) -> MiniBatch {
-    let class = |r: usize| (r * 7 + r / 3) % CLASSES;
-    let features = Array2::from_shape_fn((rows, FEATURES), |(r, c)| {
-        let noise = ((r * 131 + c * 71 + r * c * 13) % 101) as f32 / 101.0 - 0.5;
-        noise + if c % CLASSES == class(r) { 0.8 } else { 0.0 }
-    });
-    let labels = one_hot(&(0..rows).map(class).collect::<Vec<_>>(), CLASSES).unwrap();
-    MiniBatch::new(features, labels).unwrap()
-}
-
-/// 20-16-3 MLP, no dropout (so every worker's forward pass is deterministic).
-fn tiny_net(seed: u64) -> Network {
-    NetworkConfig::builder(&[FEATURES])
-        .dense(16, Activation::Relu)
-        .dense(CLASSES, Activation::Identity)
-        .seed(seed)
-        .build()
-        .unwrap()
-}
-
-fn momentum(lr: f32) -> OptimizerConfig {
-    OptimizerConfig::new(
-        Method::Momentum {
-            momentum: 0.9,
-            nesterov: false,
-        },
-        lr,
-    )
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

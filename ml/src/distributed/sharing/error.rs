@@ -4,12 +4,15 @@
 /// where one is known.
 #[derive(Debug, thiserror::Error)]
 pub enum SharingError {
-    /// A worker's update holds NaN or an infinity: training diverged there.
+    /// A worker's update, or its residual with the update added, holds NaN or an infinity:
+    /// training diverged there.
     #[error(
-        "update of worker {worker} at step {step} is {value} at index {index}: training \
+        "{what} of worker {worker} at step {step} is {value} at index {index}: training \
          diverged (lower the learning rate, or clip gradients with OptimizerConfig::with_clip)"
     )]
     NonFinite {
+        /// `update`, or `residual` when the update was finite but the sum overflowed.
+        what: &'static str,
         /// The worker (rank).
         worker: usize,
         /// The step.

@@ -288,6 +288,11 @@ impl TrainingMaster for SharedGradients {
             super::resident::run_stage(job, move |task, source| trainer.train(task, source))?;
         // The epoch finished on every worker: its encoding state is the one to go on from.
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some(state.borrow().clone());
+        if job.ctx.worker_index() == 0 {
+            for warning in diagnose(&report.records) {
+                tracing::warn!(epoch = job.epoch, "gradient sharing: {warning}");
+            }
+        }
         Ok(report)
     }
 }

@@ -188,11 +188,17 @@ impl Trainer {
                     for (i, (r, u)) in st.residual.iter_mut().zip(&scratch).enumerate() {
                         *r += u;
                         if !r.is_finite() {
+                            let (what, value) = if u.is_finite() {
+                                ("residual", *r)
+                            } else {
+                                ("update", *u)
+                            };
                             return Err(SharingError::NonFinite {
+                                what,
                                 worker: rank,
                                 step: s,
                                 index: i,
-                                value: *u,
+                                value,
                             }
                             .into());
                         }
