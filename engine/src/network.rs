@@ -72,7 +72,8 @@ pub(crate) fn connect(
     me: usize,
     timeout: Duration,
 ) -> Result<Vec<Option<TcpStream>>> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let listener = TcpListener::bind(&hosts[me]).map_err(|e| {
         EngineError::Startup(format!(
             "process {me} cannot listen on {} (ember.cluster.hosts): {e}",
@@ -83,9 +84,9 @@ pub(crate) fn connect(
     let processes = hosts.len();
     let connector = std::thread::Builder::new()
         .name("ember-connect".into())
-        .spawn(move || connect_lower(&lower, me, processes, deadline))
+        .spawn(move || connect_lower(&lower, me, processes, started, deadline))
         .map_err(|e| EngineError::Startup(format!("cannot start a thread: {e}")))?;
-    let accepted = accept_higher(&listener, hosts, me, deadline);
+    let accepted = accept_higher(&listener, hosts, me, started, deadline);
     let connected = connector
         .join()
         .map_err(|_| EngineError::Startup("the connecting thread panicked".into()))?;
@@ -101,9 +102,9 @@ fn connect_lower(
     hosts: &[String],
     me: usize,
     processes: usize,
+    started: Instant,
     deadline: Instant,
 ) -> Result<Vec<Option<TcpStream>>> {
-    let started = Instant::now();
     let mut out = Vec::with_capacity(hosts.len());
     for (peer, address) in hosts.iter().enumerate() {
         let mut logged = Instant::now();
@@ -112,7 +113,7 @@ fn connect_lower(
                 Ok(s) => break s,
                 Err(why) => why,
             };
-            if Instant::now() + RETRY >= deadline {
+            if Instant::now() >= deadline {
                 return Err(EngineError::PeerUnreachable {
                     process: me,
                     peer,
@@ -126,7 +127,7 @@ fn connect_lower(
                 logged = Instant::now();
                 tracing::info!(process = me, peer, %address, reason = %last, "waiting for a peer process");
             }
-            std::thread::sleep(RETRY);
+            std::thread::sleep(RETRY.min(deadline.saturating_duration_since(Instant::now())));
         };
         out.push(Some(stream));
     }
@@ -169,9 +170,9 @@ fn accept_higher(
     listener: &TcpListener,
     hosts: &[String],
     me: usize,
+    started: Instant,
     deadline: Instant,
 ) -> Result<Vec<Option<TcpStream>>> {
-    let started = Instant::now();
     let processes = hosts.len();
     let mut slots: Vec<Option<TcpStream>> = (me + 1..processes).map(|_| None).collect();
     listener
