@@ -33,7 +33,11 @@ fn hello(me: usize, processes: usize) -> [u8; HELLO_LEN] {
 }
 
 /// Reads a peer's handshake: its process index, or why the bytes are not a handshake.
-fn read_hello(stream: &mut TcpStream, processes: usize, timeout: Duration) -> Result<usize, String> {
+fn read_hello(
+    stream: &mut TcpStream,
+    processes: usize,
+    timeout: Duration,
+) -> Result<usize, String> {
     stream
         .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
         .map_err(|e| e.to_string())?;
@@ -151,10 +155,13 @@ fn try_connect(
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, wait) {
             Ok(mut s) => {
-                s.write_all(&hello(me, processes)).map_err(|e| e.to_string())?;
+                s.write_all(&hello(me, processes))
+                    .map_err(|e| e.to_string())?;
                 let answer = read_hello(&mut s, processes, left.min(HANDSHAKE))?;
                 if answer != peer {
-                    return Err(format!("process {answer} answered at the address of {peer}"));
+                    return Err(format!(
+                        "process {answer} answered at the address of {peer}"
+                    ));
                 }
                 return for_timely(s);
             }
@@ -190,13 +197,14 @@ fn accept_higher(
                     .name("ember-handshake".into())
                     .spawn(move || {
                         let _ = stream.set_nonblocking(false);
-                        let got = read_hello(&mut stream, processes, left.min(HANDSHAKE))
-                            .and_then(|peer| {
+                        let got = read_hello(&mut stream, processes, left.min(HANDSHAKE)).and_then(
+                            |peer| {
                                 stream
                                     .write_all(&hello(me, processes))
                                     .map_err(|e| e.to_string())?;
                                 Ok((peer, stream))
-                            });
+                            },
+                        );
                         let _ = tx.send((from, got));
                     });
             }
@@ -214,7 +222,9 @@ fn accept_higher(
                     %from, peer,
                     "dropping a cluster connection: process {peer} should not connect to process {me}, or already did"
                 ),
-                Err(why) => tracing::warn!(%from, reason = %why, "dropping a connection to the cluster port that is not an Ember peer"),
+                Err(why) => {
+                    tracing::warn!(%from, reason = %why, "dropping a connection to the cluster port that is not an Ember peer")
+                }
             }
         }
         if Instant::now() >= deadline {

@@ -75,7 +75,13 @@ impl Watchdog {
     }
 
     /// Worker `worker` starts an attempt.
-    pub(crate) fn task_started(&self, worker: usize, stage: usize, partition: usize, attempt: usize) {
+    pub(crate) fn task_started(
+        &self,
+        worker: usize,
+        stage: usize,
+        partition: usize,
+        attempt: usize,
+    ) {
         let run = Running {
             stage,
             partition,

@@ -43,7 +43,10 @@ fn an_action_on_worker_zero_only_fails_peer_failed_naming_the_worker() {
     });
     match &results[0] {
         Err(EngineError::PeerFailed(why)) => {
-            assert!(why.contains("worker 1 returned from the driver code"), "{why}");
+            assert!(
+                why.contains("worker 1 returned from the driver code"),
+                "{why}"
+            );
             assert!(why.contains("same actions in the same order"), "{why}");
         }
         other => panic!("expected PeerFailed, got {other:?}"),
@@ -70,7 +73,9 @@ fn an_action_on_a_later_worker_only_fails_worker_zero_does_not_wait() {
     assert_eq!(results[0], Ok((30, 0)));
     assert_eq!(results[1], Ok((30, 0)));
     match &results[2] {
-        Err(EngineError::PeerFailed(why)) => assert!(why.contains("returned from the driver"), "{why}"),
+        Err(EngineError::PeerFailed(why)) => {
+            assert!(why.contains("returned from the driver"), "{why}")
+        }
         other => panic!("expected PeerFailed on worker 2, got {other:?}"),
     }
 }
@@ -210,5 +215,9 @@ fn a_slow_task_is_reported_with_stage_partition_worker_and_elapsed() {
     assert!(line.contains("stage 0"), "{line}");
     assert!(line.contains("on worker"), "{line}");
     assert!(line.contains("ember.task.slowWarning"), "{line}");
-    assert_eq!(logs.matches("slow task").count(), 1, "one warning per attempt:\n{logs}");
+    assert_eq!(
+        logs.matches("slow task").count(),
+        1,
+        "one warning per attempt:\n{logs}"
+    );
 }
