@@ -168,7 +168,10 @@ fn hosts_of(ports: &[u16]) -> String {
 fn a_process_whose_peer_never_starts_fails_naming_the_peer_and_the_key() {
     let ports = free_ports(2);
     let hosts = hosts_of(&ports);
-    let timeout = [("EMBER_CLUSTER_STARTUPTIMEOUT", "1500ms"), ("EMBER_DEMO_MODE", "small")];
+    let timeout = [
+        ("EMBER_CLUSTER_STARTUPTIMEOUT", "1500ms"),
+        ("EMBER_DEMO_MODE", "small"),
+    ];
     // Process 1 connects to process 0, which never starts; process 0 alone waits for process 1.
     for (p, absent) in [(1, 0), (0, 1)] {
         let started = Instant::now();
@@ -202,7 +205,9 @@ fn stray_connections_during_startup_do_not_kill_the_cluster() {
         }
     };
     let mut garbage = std::net::TcpStream::connect(&addr).unwrap();
-    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut index_like = std::net::TcpStream::connect(&addr).unwrap();
     index_like.write_all(&1u64.to_be_bytes()).unwrap(); // what timely's handshake would take
     drop(std::net::TcpStream::connect(&addr).unwrap()); // connects and closes at once

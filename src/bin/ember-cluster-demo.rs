@@ -27,6 +27,9 @@
 //!   process to interrupt.
 //!
 //! - `EMBER_DEMO_MODE=small`: one small job; worker 0 prints `{"sum": ..., "workers": N}`.
+//! - `EMBER_DEMO_MODE=lines` with `EMBER_DEMO_INPUT=URL`: counts the lines of the text input at
+//!   URL (a path or `s3://...`, read with the application's configuration); worker 0 prints
+//!   `{"lines": N, "keys": [...]}`, the keys being those set explicitly in the configuration.
 //! - `EMBER_DEMO_MODE=spmd`: a driver with the SPMD mistake: after a first job on every worker,
 //!   only the workers of process 0 run a second one. Process 0 must fail with a `PeerFailed`
 //!   error naming a worker of process 1 (not wait forever); process 1 ends normally.
@@ -87,13 +90,20 @@ fn main() {
             ember::engine::run(conf, move |ctx| long_running(ctx, &dir, this_process))
         }
         "small" => ember::engine::run(conf, small),
+        "lines" => {
+            let Ok(input) = std::env::var("EMBER_DEMO_INPUT") else {
+                eprintln!("ember-cluster-demo: EMBER_DEMO_MODE=lines needs EMBER_DEMO_INPUT");
+                std::process::exit(2);
+            };
+            ember::engine::run(conf, move |ctx| count_lines(ctx, &input))
+        }
         "spmd" => {
             let threads = conf.get_usize("ember.cluster.threads").unwrap_or(2);
             ember::engine::run(conf, move |ctx| spmd_mistake(ctx, threads))
         }
         other => {
             eprintln!(
-                "ember-cluster-demo: unknown EMBER_DEMO_MODE `{other}` (suite, checkpoint, long, small, spmd)"
+                "ember-cluster-demo: unknown EMBER_DEMO_MODE `{other}` (suite, checkpoint, long, small, lines, spmd)"
             );
             std::process::exit(2);
         }
@@ -494,4 +504,12 @@ fn spmd_mistake(ctx: &Context, threads: usize) -> Outcome {
         ctx.range(0, 100, 1, 4)?.map(|x| x + 1).count()?;
     }
     Ok((ctx.worker_index() == 0).then_some(json!({ "first": first })))
+}
+
+/// The `lines` mode: the line count of `input`, and the configuration's explicit keys.
+fn count_lines(ctx: &Context, input: &str) -> Outcome {
+    let lines = ctx.text_file(input, 2)?.count()?;
+    let keys: Vec<&str> = ctx.conf().explicit().map(|(k, _)| k).collect();
+    let answer = json!({ "lines": lines, "keys": keys });
+    Ok((ctx.worker_index() == 0).then_some(answer))
 }
