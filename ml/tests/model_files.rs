@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+#[path = "../../storage/tests/common/mutate.rs"]
+mod mutate;
+
 use ember_ml::model_io::{self, safetensors};
 use ember_ml::nn::{Activation, Loss, Network, NetworkConfig};
 use ember_ml::optim::{Method, Optimizer, OptimizerConfig};
@@ -614,4 +617,24 @@ fn reseal(header: &mut serde_json::Value) {
 
 fn meta_format(header: &mut serde_json::Value, format: &str) {
     header["__metadata__"]["ember.format"] = serde_json::Value::String(format.into());
+}
+
+#[test]
+fn model_file_mutants_are_errors_or_the_same_model() {
+    let (net, opt) = trained();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    for (i, m) in mutate::mutants(&bytes, 21, 2000).into_iter().enumerate() {
+        let started = std::time::Instant::now();
+        let loaded = std::panic::catch_unwind(|| model_io::from_bytes(&m))
+            .unwrap_or_else(|_| panic!("mutant {i} (seed 21) panicked"));
+        if let Ok(model) = loaded {
+            // Only a change that means nothing loads (a checksum's hex letter changing case).
+            assert_eq!(model.network.config(), net.config(), "mutant {i}");
+            assert_eq!(model.network.params(), net.params(), "mutant {i}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "mutant {i}"
+        );
+    }
 }

@@ -7,6 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common/mutate.rs"]
+mod mutate;
+
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use ember_storage::sink::ParquetPartWriter;
@@ -15,8 +18,6 @@ use ember_storage::{
     read_parquet_split, text_splits, CsvOptions, CsvReader, JobCommitter, JsonLinesReader,
     JsonOptions, Location, ParquetScan, SaveMode, StorageConfig, StorageError,
 };
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 /// The largest single allocation a reader may make for these inputs of a few KiB.
 const ALLOC_BOUND: usize = 64 << 20;
@@ -53,33 +54,6 @@ unsafe impl std::alloc::GlobalAlloc for Recording {
 #[global_allocator]
 static ALLOCATOR: Recording = Recording;
 
-/// `n` seeded mutants of `valid`: a truncation, one to three bit flips, or one to four bytes
-/// overwritten with random values.
-fn mutants(valid: &[u8], seed: u64, n: usize) -> Vec<Vec<u8>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let mut b = valid.to_vec();
-            match rng.gen_range(0..3) {
-                0 => b.truncate(rng.gen_range(0..valid.len())),
-                1 => {
-                    for _ in 0..rng.gen_range(1..=3) {
-                        let i = rng.gen_range(0..b.len());
-                        b[i] ^= 1 << rng.gen_range(0..8);
-                    }
-                }
-                _ => {
-                    for _ in 0..rng.gen_range(1..=4) {
-                        let i = rng.gen_range(0..b.len());
-                        b[i] = rng.gen();
-                    }
-                }
-            }
-            b
-        })
-        .collect()
-}
-
 /// Runs `read` on every mutant stored at `url`: a panic, a slow case or a huge allocation fails
 /// the test naming the case. Returns how many mutants read without error.
 fn check(
@@ -94,7 +68,7 @@ fn check(
     loc.put(valid.to_vec()).unwrap();
     assert!(read(url).is_ok(), "{format}: the valid file reads");
     let mut ok = 0;
-    for (i, m) in mutants(valid, 12, n).into_iter().enumerate() {
+    for (i, m) in mutate::mutants(valid, 12, n).into_iter().enumerate() {
         loc.put(m).unwrap();
         let started = Instant::now();
         LARGEST_HERE.with(|c| c.set(0));
