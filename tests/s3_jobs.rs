@@ -160,3 +160,55 @@ fn a_job_whose_s3_server_dies_fails_naming_the_url_and_publishes_nothing() {
         other => panic!("an unfinished output must not read as data: {other:?}"),
     }
 }
+
+#[test]
+fn storage_keys_passed_to_ember_submit_reach_the_application() {
+    // `ember-submit --conf ember.s3.endpoint=...` used to be accepted and then ignored: the
+    // application's `Conf::from_env` read no storage keys, so it asked AWS instead.
+    let server = S3Server::start();
+    let bucket = server.bucket("submitted");
+    let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(server.root.path().join("submitted/input.txt"), &text).unwrap();
+    let mut args: Vec<String> = ["-n", "2", "-w", "1"].map(String::from).to_vec();
+    for (k, v) in server.settings() {
+        args.push("--conf".into());
+        args.push(format!("{k}={v}"));
+    }
+    // Nothing from the test's own environment may supply what --conf must.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember-submit"))
+        .args(&args)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_ember-cluster-demo"))
+        .env("EMBER_DEMO_MODE", "lines")
+        .env("EMBER_DEMO_INPUT", format!("{bucket}/input.txt"))
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("[p0] ").filter(|l| l.starts_with('{')))
+        .unwrap_or_else(|| panic!("no answer from process 0:\n{stdout}\n{stderr}"));
+    let answer: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(answer["lines"], 500, "{stdout}\n{stderr}");
+    let keys: Vec<&str> = answer["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    for (k, _) in server.settings() {
+        assert!(
+            keys.contains(&k),
+            "{k} did not reach the application: {keys:?}"
+        );
+    }
+    assert!(
+        !stdout.contains(s3::SECRET_KEY) && !stderr.contains(s3::SECRET_KEY),
+        "the secret key was printed"
+    );
+}

@@ -28,7 +28,7 @@ use crate::storage::codec::{BlockIter, BlockWriter, ChunkReader, Codec, Compress
 use crate::task::TaskContext;
 
 /// Where an RDD stands with respect to checkpointing.
-pub(crate) enum CheckpointState<T> {
+pub(crate) enum CheckpointState<T: 'static> {
     /// Not marked.
     None,
     /// Marked; written after the next action.
@@ -54,9 +54,26 @@ pub(crate) type CheckpointCell<T> = RefCell<CheckpointState<T>>;
 
 /// A stable hash of `rdd`'s lineage (see the module docs).
 pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> u64 {
-    fn describe(rdd: &Rc<dyn RddBase>, out: &mut String, seen: &mut HashSet<usize>) {
+    // The text a recursive description would write, built with an explicit stack (lineages can
+    // be thousands of steps deep): `(id op site partitions` then, the first time a node is
+    // met, each dependency's label and description, then `)`.
+    enum Step {
+        Node(Rc<dyn RddBase>),
+        Text(String),
+    }
+    let mut text = String::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![Step::Node(Rc::clone(rdd))];
+    while let Some(step) = stack.pop() {
+        let rdd = match step {
+            Step::Text(t) => {
+                text.push_str(&t);
+                continue;
+            }
+            Step::Node(rdd) => rdd,
+        };
         let site = rdd.call_site();
-        out.push_str(&format!(
+        text.push_str(&format!(
             "({} {} {}:{}:{} {}",
             rdd.id(),
             rdd.op(),
@@ -65,37 +82,29 @@ pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> u64 {
             site.column(),
             rdd.num_partitions()
         ));
+        stack.push(Step::Text(")".into()));
         if seen.insert(rdd.id()) {
+            let mut next = Vec::new();
             for dep in rdd.dependencies() {
-                match dep {
-                    Dependency::OneToOne(p) => {
-                        out.push_str(" one");
-                        describe(&p, out, seen);
-                    }
+                let (label, parent) = match dep {
+                    Dependency::OneToOne(p) => (" one".to_string(), p),
                     Dependency::Range {
                         parent,
                         in_start,
                         out_start,
                         len,
-                    } => {
-                        out.push_str(&format!(" range {in_start} {out_start} {len}"));
-                        describe(&parent, out, seen);
-                    }
+                    } => (format!(" range {in_start} {out_start} {len}"), parent),
                     Dependency::Groups { parent, groups } => {
-                        out.push_str(&format!(" groups {groups:?}"));
-                        describe(&parent, out, seen);
+                        (format!(" groups {groups:?}"), parent)
                     }
-                    Dependency::Shuffle(s) => {
-                        out.push_str(&format!(" shuffle {}", s.op()));
-                        describe(&s.parent(), out, seen);
-                    }
-                }
+                    Dependency::Shuffle(s) => (format!(" shuffle {}", s.op()), s.parent()),
+                };
+                next.push(Step::Text(label));
+                next.push(Step::Node(parent));
             }
+            stack.extend(next.into_iter().rev());
         }
-        out.push(')');
     }
-    let mut text = String::new();
-    describe(rdd, &mut text, &mut HashSet::new());
     twox_hash::XxHash3_64::oneshot(text.as_bytes())
 }
 
@@ -334,24 +343,33 @@ impl<T: Data> Rdd<T> {
 
 /// After a job on `rdd`: writes the checkpoints requested in its lineage, ancestors first.
 pub(crate) fn after_job(rdd: &Rc<dyn RddBase>) -> Result<()> {
-    fn visit(rdd: &Rc<dyn RddBase>, seen: &mut HashSet<usize>, out: &mut Vec<Rc<dyn RddBase>>) {
-        if !seen.insert(rdd.id()) {
-            return;
+    // A post-order walk with an explicit stack (lineages can be thousands of steps deep).
+    let mut marked = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![(Rc::clone(rdd), false)];
+    while let Some((rdd, expanded)) = stack.pop() {
+        if expanded {
+            if rdd.checkpoint_requested() {
+                marked.push(rdd);
+            }
+            continue;
         }
-        for dep in rdd.dependencies() {
-            match dep {
-                Dependency::Shuffle(s) => visit(&s.parent(), seen, out),
+        if !seen.insert(rdd.id()) {
+            continue;
+        }
+        let parents: Vec<Rc<dyn RddBase>> = rdd
+            .dependencies()
+            .into_iter()
+            .map(|dep| match dep {
+                Dependency::Shuffle(s) => s.parent(),
                 Dependency::OneToOne(p)
                 | Dependency::Range { parent: p, .. }
-                | Dependency::Groups { parent: p, .. } => visit(&p, seen, out),
-            }
-        }
-        if rdd.checkpoint_requested() {
-            out.push(Rc::clone(rdd));
-        }
+                | Dependency::Groups { parent: p, .. } => p,
+            })
+            .collect();
+        stack.push((rdd, true));
+        stack.extend(parents.into_iter().rev().map(|p| (p, false)));
     }
-    let mut marked = Vec::new();
-    visit(rdd, &mut HashSet::new(), &mut marked);
     for node in marked {
         node.write_checkpoint()?;
     }

@@ -67,6 +67,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Partitions used when an operation is not told how many (default: total worker count)." },
     KeySpec { key: "ember.task.maxFailures", default: "4", kind: ValueKind::PositiveInt,
         doc: "Attempts of one task before its job fails." },
+    KeySpec { key: "ember.task.timeout", default: "", kind: ValueKind::Duration,
+        doc: "Abort the application when one task attempt runs longer than this (the job fails with `TaskTimedOut` naming the task); unset or `0`: no timeout." },
+    KeySpec { key: "ember.task.slowWarning", default: "60s", kind: ValueKind::Duration,
+        doc: "Log a warning naming a task attempt (stage, partition, attempt, worker, elapsed) that has run longer than this; `0` disables the warning." },
+    KeySpec { key: "ember.cluster.startupTimeout", default: "60s", kind: ValueKind::Duration,
+        doc: "Cluster mode: how long a process waits at start-up for every peer process to connect before failing with an error naming the peer." },
     KeySpec { key: "ember.cluster.hosts", default: "", kind: ValueKind::Text,
         doc: "Cluster mode: comma-separated `host:port` of every process, in process order." },
     KeySpec { key: "ember.cluster.process", default: "0", kind: ValueKind::NonNegativeInt,
@@ -164,7 +170,12 @@ impl fmt::Debug for Conf {
 }
 
 /// `EMBER_*` variables that are not configuration keys but are read by Ember's tools.
-const NON_KEY_ENV_VARS: &[&str] = &["EMBER_CONF_FILE", "EMBER_SUBMIT_ATTEMPT", "EMBER_LOG"];
+const NON_KEY_ENV_VARS: &[&str] = &[
+    "EMBER_CONF_FILE",
+    "EMBER_CONF_NAMES",
+    "EMBER_SUBMIT_ATTEMPT",
+    "EMBER_LOG",
+];
 
 /// Where the workers of an application run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,16 +237,32 @@ impl Conf {
         Ok(self)
     }
 
-    /// Applies environment variables that name known keys (see [`env_var_for`]). An `EMBER_*`
-    /// variable that names no key is ignored, with a warning when it looks like a misspelt one
-    /// (the warning suggests the right variable).
+    /// Applies environment variables that name known keys (see [`env_var_for`]): the keys of
+    /// [`KEYS`], the storage layer's documented keys (`EMBER_S3_ENDPOINT`), and any key listed
+    /// by name in `EMBER_CONF_NAMES` (comma-separated; `ember-submit` lists its `--conf` keys
+    /// there, since a variable's name cannot tell `ember.s3.skip_signature` from
+    /// `ember.s3.skip.signature`). An `EMBER_*` variable that names no key is ignored, with a
+    /// warning when it looks like a misspelt one (the warning suggests the right variable).
     pub fn load_env_vars(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<&mut Self> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let mut named: BTreeMap<String, String> = KEYS
+            .iter()
+            .map(|s| s.key)
+            .chain(ember_storage::config::DOCUMENTED_KEYS.iter().copied())
+            .map(|k| (env_var_for(k), k.to_string()))
+            .collect();
+        if let Some((_, listed)) = vars.iter().find(|(n, _)| n == "EMBER_CONF_NAMES") {
+            for key in listed.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                spec_for(key).ok_or_else(|| unknown_key(key))?;
+                named.insert(env_var_for(key), key.to_string());
+            }
+        }
         for (name, value) in vars {
-            if let Some(spec) = KEYS.iter().find(|s| env_var_for(s.key) == name) {
-                self.set(spec.key, &value)?;
+            if let Some(key) = named.get(&name) {
+                self.set(key, &value)?;
             } else if name.starts_with("EMBER_") && !NON_KEY_ENV_VARS.contains(&name.as_str()) {
                 match env_var_suggestion(&name) {
                     Some(key) => tracing::warn!(

@@ -6,7 +6,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use timely::worker::Worker;
@@ -17,6 +16,7 @@ use crate::config::Conf;
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::exchange::Round;
+use crate::peers::Peers;
 use crate::rdd::source::{ParallelCollection, RangeSource};
 use crate::rdd::text::TextFile;
 use crate::rdd::Rdd;
@@ -27,9 +27,8 @@ use crate::storage::{BlockManager, StorageReport};
 /// broadcast values, and the flag that tells workers a peer has stopped.
 #[derive(Default)]
 pub(crate) struct ProcessShared {
-    /// Set when a worker's driver code panicked, so peers stop waiting on it.
-    pub aborted: AtomicBool,
-    pub abort_reason: Mutex<String>,
+    /// Whether the application was aborted, and which workers' driver code returned.
+    pub peers: Arc<Peers>,
     /// Shuffle outputs by (shuffle id, reduce partition).
     pub shuffles: Mutex<HashMap<(usize, usize), Arc<dyn Any + Send + Sync>>>,
     /// Cached RDD blocks.
@@ -58,6 +57,7 @@ pub(crate) struct ContextInner {
     next_stage: Cell<usize>,
     next_broadcast: Cell<usize>,
     next_accumulator: Cell<usize>,
+    next_round: Cell<u64>,
     accumulators: RefCell<HashMap<usize, Weak<dyn AccSlot>>>,
     /// Where cached blocks live (kept up to date on worker 0, the coordinator).
     pub registry: RefCell<BlockRegistry>,
@@ -100,6 +100,7 @@ impl Context {
                 next_stage: Cell::new(0),
                 next_broadcast: Cell::new(0),
                 next_accumulator: Cell::new(0),
+                next_round: Cell::new(0),
                 accumulators: RefCell::new(HashMap::new()),
                 registry: RefCell::new(BlockRegistry::default()),
                 topology,
@@ -194,7 +195,14 @@ impl Context {
 
     /// Opens an exchange round (see [`crate::exchange`]).
     pub(crate) fn round<D: timely::ExchangeData + Clone>(&self, name: &str) -> Round<D> {
-        Round::open(&self.inner.worker, &self.inner.shared, name)
+        let seq = self.inner.next_round.get();
+        self.inner.next_round.set(seq + 1);
+        Round::open(&self.inner.worker, &self.inner.shared.peers, seq, name)
+    }
+
+    /// How many exchange rounds this worker has opened.
+    pub(crate) fn rounds_opened(&self) -> u64 {
+        self.inner.next_round.get()
     }
 
     /// One partition per `(values, workers)` pair, preferably computed on those workers (Spark's

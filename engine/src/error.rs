@@ -109,6 +109,40 @@ pub enum EngineError {
     /// so collective operations cannot complete.
     #[error("a peer worker stopped: {0}")]
     PeerFailed(String),
+    /// A task attempt ran longer than `ember.task.timeout`; the application was aborted, since
+    /// a task that never returns cannot be stopped and its peers would wait for it forever.
+    #[error("stage {stage}, partition {partition} (attempt {attempt}) on worker {worker} ran for {elapsed_ms} ms, over ember.task.timeout ({timeout_ms} ms): the application was aborted (raise ember.task.timeout if the task is only slow)")]
+    TaskTimedOut {
+        /// The task's stage.
+        stage: usize,
+        /// Its partition.
+        partition: usize,
+        /// The attempt (0 for the first).
+        attempt: usize,
+        /// The worker running it.
+        worker: usize,
+        /// How long it had run.
+        elapsed_ms: u64,
+        /// The configured timeout.
+        timeout_ms: u64,
+    },
+    /// A cluster process could not reach a peer process (it never started, or something else
+    /// answers at its address) within `ember.cluster.startupTimeout`.
+    #[error("process {process} could not {what} process {peer} at {address} within {waited_ms} ms: {reason} (check that every process of ember.cluster.hosts is started, or set ember.cluster.startupTimeout to wait longer)")]
+    PeerUnreachable {
+        /// This process's index.
+        process: usize,
+        /// The peer's index.
+        peer: usize,
+        /// The peer's `host:port`.
+        address: String,
+        /// `connect to` or `hear from`.
+        what: String,
+        /// How long this process waited.
+        waited_ms: u64,
+        /// The last error seen.
+        reason: String,
+    },
     /// Starting the timely workers failed (bad addresses, port in use...).
     #[error("could not start workers: {0}")]
     Startup(String),

@@ -4,11 +4,11 @@
 //! This is the only place the engine talks to timely. Shuffles, action results, broadcasts and
 //! accumulator updates are all rounds; each round is a tiny dataflow (input -> exchange -> sink)
 //! that timely removes once its frontier is empty. Every worker creates the same rounds in the
-//! same order because every worker runs the same driver code.
+//! same order because every worker runs the same driver code; a worker waiting in a round stops
+//! with an error when a peer cannot join it ([`crate::peers`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +19,8 @@ use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 use timely::ExchangeData;
 
-use crate::context::ProcessShared;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
+use crate::peers::Peers;
 
 /// An open exchange round carrying messages of type `D`.
 pub(crate) struct Round<D: ExchangeData + Clone> {
@@ -28,12 +28,16 @@ pub(crate) struct Round<D: ExchangeData + Clone> {
     received: Rc<RefCell<Vec<D>>>,
     done: Rc<Cell<bool>>,
     worker: Worker,
-    shared: Arc<ProcessShared>,
+    peers: Arc<Peers>,
+    /// This round's number among the rounds this worker opened (every worker numbers alike).
+    seq: u64,
+    name: String,
 }
 
 impl<D: ExchangeData + Clone> Round<D> {
-    /// Opens a round: builds its dataflow on this worker (every worker must do the same).
-    pub(crate) fn open(worker: &Worker, shared: &Arc<ProcessShared>, name: &str) -> Round<D> {
+    /// Opens this worker's round number `seq`: builds its dataflow on this worker (every worker
+    /// must do the same, in the same order).
+    pub(crate) fn open(worker: &Worker, peers: &Arc<Peers>, seq: u64, name: &str) -> Round<D> {
         let mut worker = worker.clone();
         let received = Rc::new(RefCell::new(Vec::new()));
         let done = Rc::new(Cell::new(false));
@@ -60,7 +64,9 @@ impl<D: ExchangeData + Clone> Round<D> {
             received,
             done,
             worker,
-            shared: Arc::clone(shared),
+            peers: Arc::clone(peers),
+            seq,
+            name: name.to_string(),
         }
     }
 
@@ -104,17 +110,9 @@ impl<D: ExchangeData + Clone> Round<D> {
         Ok(std::mem::take(&mut *self.received.borrow_mut()))
     }
 
+    /// An error when what this round waits for cannot come (see [`Peers::check`]).
     fn check_aborted(&self) -> Result<()> {
-        if self.shared.aborted.load(Ordering::SeqCst) {
-            let why = self
-                .shared
-                .abort_reason
-                .lock()
-                .map(|r| r.clone())
-                .unwrap_or_default();
-            return Err(EngineError::PeerFailed(why));
-        }
-        Ok(())
+        self.peers.check(self.seq, &self.name)
     }
 
     /// Closes this worker's side and waits until every worker's messages have arrived.

@@ -36,11 +36,14 @@ pub mod error;
 mod exchange;
 mod launch;
 mod lineage;
+mod network;
+mod peers;
 pub mod rdd;
 pub mod scheduler;
 pub mod shuffle;
 pub mod storage;
 pub mod task;
+mod watchdog;
 
 pub use accumulator::{Accumulator, AccumulatorValue};
 pub use broadcast::Broadcast;

@@ -6,10 +6,12 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::accumulator::{AccUpdate, Pending};
 use crate::error::{EngineError, TaskFailure};
 use crate::scheduler::{BlockSource, RemoteRead};
+use crate::watchdog::Watchdog;
 
 /// What a task read, over all its attempts, and the scheduler's plan for a cached block held in
 /// another process.
@@ -93,6 +95,25 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<TaskContext>>> = const { RefCell::new(None) };
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
     static WORKER: Cell<usize> = const { Cell::new(0) };
+    static WATCHDOG: RefCell<Option<Arc<Watchdog>>> = const { RefCell::new(None) };
+}
+
+/// Gives this worker thread the process's watchdog, told about every attempt it runs.
+pub(crate) fn set_watchdog(watchdog: Option<Arc<Watchdog>>) {
+    WATCHDOG.with(|w| *w.borrow_mut() = watchdog);
+}
+
+/// Tells the watchdog (if any) that this thread starts or ends an attempt.
+fn watch_attempt(stage: usize, partition: usize, attempt: Option<usize>) {
+    WATCHDOG.with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
+            let worker = WORKER.with(|c| c.get());
+            match attempt {
+                Some(a) => w.task_started(worker, stage, partition, a),
+                None => w.task_ended(worker),
+            }
+        }
+    });
 }
 
 /// Records which worker this thread is (set once when the worker starts).
@@ -147,7 +168,9 @@ pub(crate) fn run_task<R>(
         let tc = TaskContext::new(stage, partition, attempt, io);
         CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&tc)));
         IN_TASK.with(|c| c.set(true));
+        watch_attempt(stage, partition, Some(attempt));
         let outcome = catch_unwind(AssertUnwindSafe(|| body(&tc)));
+        watch_attempt(stage, partition, None);
         IN_TASK.with(|c| c.set(false));
         CURRENT.with(|c| *c.borrow_mut() = None);
         let retryable = match (outcome, tc.error.borrow_mut().take()) {

@@ -1,6 +1,9 @@
 //! Readers against the real files in the repository's data/: MNIST IDX (figures from the data README),
 //! scikit-learn's CSV files, and the typed errors for damaged files.
 
+#[path = "../../storage/tests/common/mutate.rs"]
+mod mutate;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -319,4 +322,37 @@ fn csv_errors_name_file_and_line() {
     let ok = reader.header(Header::Sklearn).read(&path).unwrap();
     assert_eq!(ok.label_indices(), vec![0, 2]);
     assert_eq!(ok.features().row(1).to_vec(), vec![3.0, 4.0]);
+}
+
+#[test]
+fn idx_mutants_are_errors_or_valid_reads() {
+    // A 2 x 3 x 3 u8 array, plain and gzip-compressed.
+    let mut plain = vec![0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3];
+    plain.extend(0..18u8);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    for (valid, seed) in [(plain, 5u64), (gz, 6)] {
+        assert_eq!(
+            read_idx_from(std::io::Cursor::new(valid.clone()), "valid")
+                .unwrap()
+                .len(),
+            18
+        );
+        let mut ok = 0;
+        for (i, m) in mutate::mutants(&valid, seed, 2000).into_iter().enumerate() {
+            let read =
+                std::panic::catch_unwind(|| read_idx_from(std::io::Cursor::new(m), "mutant.idx"))
+                    .unwrap_or_else(|_| panic!("mutant {i} (seed {seed}) panicked"));
+            match read {
+                Ok(a) => {
+                    // A valid read holds what its header announces.
+                    assert_eq!(a.len(), a.dims.iter().product::<usize>(), "mutant {i}");
+                    ok += 1;
+                }
+                Err(e) => assert!(e.to_string().contains("mutant.idx"), "mutant {i}: {e}"),
+            }
+        }
+        assert!(ok < 2000, "seed {seed}: every mutant read");
+    }
 }

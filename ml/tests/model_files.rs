@@ -1,7 +1,12 @@
-//! Model files: round trips, Python's safetensors reading them, and bad files as typed errors.
+//! Model files: round trips, Python's safetensors reading them, and bad files as typed errors:
+//! a flipped bit in the configuration, unknown keys, a small file declaring an enormous layer
+//! (refused before allocating), and files of the previous format version still read.
 
 use std::collections::BTreeMap;
 use std::process::Command;
+
+#[path = "../../storage/tests/common/mutate.rs"]
+mod mutate;
 
 use ember_ml::model_io::{self, safetensors};
 use ember_ml::nn::{Activation, Loss, Network, NetworkConfig};
@@ -232,6 +237,7 @@ fn rebuild(
     let st = safetensors::read(bytes).unwrap();
     let mut meta = st.metadata.clone();
     meta.remove(safetensors::CRC_KEY);
+    meta.remove(safetensors::HEADER_CRC_KEY);
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = st
         .tensors
         .iter()
@@ -314,8 +320,12 @@ fn mismatched_files_are_typed_errors() {
     let b = rebuild(&bytes, |_, m| {
         m.insert("ember.config".into(), huge.to_json());
     });
+    // Refused before allocating: the file does not hold the declared tensors.
     assert!(
-        matches!(model_io::from_bytes(&b), Err(MlError::Config(_))),
+        matches!(
+            model_io::from_bytes(&b),
+            Err(MlError::Config(_) | MlError::TensorShape { .. })
+        ),
         "2^46 parameters"
     );
     // Bad configuration JSON.
@@ -343,13 +353,11 @@ fn mismatched_files_are_typed_errors() {
         &format!("[{}]}}", e.shape[0]),
         &format!("[{}]}}", e.shape[0] / 2),
     );
-    let mut h = header.replacen(&old, &new, 1).trim_end().to_string();
-    while (8 + h.len()) % 8 != 0 {
-        h.push(' ');
-    }
-    let mut b = (h.len() as u64).to_le_bytes().to_vec();
-    b.extend_from_slice(h.as_bytes());
-    b.extend_from_slice(&bytes[json_start + hlen..]);
+    let h = header.replacen(&old, &new, 1);
+    // As a writer of F64 tensors would: with the header checksum over the new table.
+    let mut h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    reseal(&mut h);
+    let b = join_file(&h, &bytes[json_start + hlen..]);
     let r = model_io::from_bytes(&b);
     assert!(matches!(r, Err(MlError::Dtype { .. })), "{r:?}");
 }
@@ -379,4 +387,254 @@ fn models_save_and_load_at_storage_urls() {
     cut.put(bytes[..bytes.len() / 2].to_vec()).unwrap();
     let err = model_io::load_url("memory://models/cut.safetensors", &config).unwrap_err();
     assert!(err.to_string().contains("cut.safetensors"), "{err}");
+}
+
+/// The largest single allocation this test binary has made since the last reset.
+static LARGEST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The system allocator, recording the largest allocation.
+struct Recording;
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl std::alloc::GlobalAlloc for Recording {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        LARGEST.fetch_max(size, std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.realloc(ptr, layout, size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Recording = Recording;
+
+fn tiny() -> (Network, Optimizer) {
+    let config = NetworkConfig::builder(&[3])
+        .dense(4, Activation::Relu)
+        .dense(2, Activation::Identity)
+        .loss(Loss::Mse)
+        .seed(3)
+        .config();
+    let net = Network::new(config).unwrap();
+    let opt = Optimizer::new(OptimizerConfig::new(Method::adam(), 0.01), net.num_params()).unwrap();
+    (net, opt)
+}
+
+/// The JSON header of a file and its data section.
+fn split_file(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
+    let n = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (
+        serde_json::from_slice(&bytes[8..n]).unwrap(),
+        bytes[n..].to_vec(),
+    )
+}
+
+/// A file from a JSON header and a data section.
+fn join_file(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let h = serde_json::to_vec(header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn a_flipped_bit_in_the_header_never_loads_another_model() {
+    let (net, opt) = tiny();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    let hlen = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let config = net.config().to_json();
+    let mut loaded = 0;
+    // Every bit of the header (tensor table, configuration, optimizer, checksums).
+    for i in 8..hlen {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            match model_io::from_bytes(&b) {
+                Err(_) => {}
+                Ok(m) => {
+                    // Only a change that means nothing may load (a checksum's hex digit
+                    // changing case), and then it must be the same model.
+                    assert_eq!(m.network.config().to_json(), config, "byte {i} bit {bit}");
+                    assert_eq!(m.network.params(), net.params(), "byte {i} bit {bit}");
+                    let o = m.optimizer.expect("optimizer");
+                    assert_eq!(o.config(), opt.config(), "byte {i} bit {bit}");
+                    loaded += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        loaded <= 16,
+        "{loaded} flips loaded: more than the checksums' hex letters"
+    );
+    // A changed activation is refused: the header checksum covers the configuration.
+    let flipped = config.replacen("\"relu\"", "\"tanh\"", 1);
+    assert_ne!(flipped, config);
+    let (mut header, data) = split_file(&bytes);
+    header["__metadata__"]["ember.config"] = serde_json::Value::String(flipped);
+    let err = model_io::from_bytes(&join_file(&header, &data)).unwrap_err();
+    assert!(
+        err.to_string().contains("header checksum mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let (net, opt) = tiny();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&net.config().to_json()).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut BTreeMap<String, String>)>)> = vec![
+        (
+            "unknown key ember.config.dropout_everywhere",
+            Box::new({
+                let config = config.clone();
+                move |m| {
+                    let mut c = config.clone();
+                    c["dropout_everywhere"] = serde_json::json!(0.5);
+                    m.insert("ember.config".into(), c.to_string());
+                }
+            }),
+        ),
+        (
+            "unknown key ember.config.layers[1]",
+            Box::new({
+                let config = config.clone();
+                move |m| {
+                    let mut c = config.clone();
+                    c["layers"][1]["epsilon"] = serde_json::json!(1e-3);
+                    m.insert("ember.config".into(), c.to_string());
+                }
+            }),
+        ),
+        (
+            "unknown key ember.optimizer.",
+            Box::new(|m| {
+                let mut o: serde_json::Value = serde_json::from_str(&m["ember.optimizer"]).unwrap();
+                o["warmup"] = serde_json::json!(10);
+                m.insert("ember.optimizer".into(), o.to_string());
+            }),
+        ),
+        (
+            "unknown metadata key \"ember.comment\"",
+            Box::new(|m| {
+                m.insert("ember.comment".into(), "hello".into());
+            }),
+        ),
+    ];
+    for (want, edit) in cases {
+        let b = rebuild(&bytes, |_, m| edit(m));
+        let err = model_io::from_bytes(&b).unwrap_err();
+        assert!(matches!(err, MlError::Corrupt { .. }), "{want}: {err:?}");
+        assert!(err.to_string().contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn a_small_file_declaring_an_enormous_layer_is_refused_before_allocating() {
+    let (net, _) = tiny();
+    let bytes = model_io::to_bytes(&net, None).unwrap();
+    assert!(bytes.len() < 4096);
+    let mut config: serde_json::Value = serde_json::from_str(&net.config().to_json()).unwrap();
+    // The first dense layer declares 2^24 units (the most a layer may have): 200 MB of
+    // weights, and as much again for gradients and optimizer state, for a file of a few KiB.
+    config["layers"][0]["units"] = serde_json::json!(1u64 << 24);
+    let b = rebuild(&bytes, |_, m| {
+        m.insert("ember.config".into(), config.to_string());
+    });
+    LARGEST.store(0, std::sync::atomic::Ordering::SeqCst);
+    let err = model_io::from_bytes(&b).unwrap_err();
+    let largest = LARGEST.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        matches!(&err, MlError::TensorShape { name, .. } if name == "layers.0.weight"),
+        "{err:?}"
+    );
+    // Other tests of this binary allocate at the same time, but nothing near this bound.
+    assert!(largest < 64 << 20, "largest allocation {largest} bytes");
+}
+
+#[test]
+fn files_of_the_previous_format_version_still_load() {
+    let (net, opt) = trained();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    // What the previous version wrote: ember-ml/1 and no header checksum.
+    let (mut header, data) = split_file(&bytes);
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    meta.remove(safetensors::HEADER_CRC_KEY);
+    meta.insert("ember.format".into(), model_io::FORMAT_V1.into());
+    let v1 = join_file(&header, &data);
+    let m = model_io::from_bytes(&v1).unwrap();
+    assert_eq!(m.network.params(), net.params());
+    assert_eq!(m.network.config(), net.config());
+    // The current version requires the header checksum.
+    meta_format(&mut header, model_io::FORMAT);
+    let err = model_io::from_bytes(&join_file(&header, &data)).unwrap_err();
+    assert!(
+        err.to_string().contains(safetensors::HEADER_CRC_KEY),
+        "{err}"
+    );
+    // An unknown version is refused, naming the versions this one reads.
+    meta_format(&mut header, "ember-ml/9");
+    let err = model_io::from_bytes(&join_file(&header, &data)).unwrap_err();
+    assert!(err.to_string().contains("ember-ml/9"), "{err}");
+    assert!(err.to_string().contains(model_io::FORMAT_V1), "{err}");
+}
+
+/// Recomputes the header checksum of a JSON header, as a writer of that header would.
+fn reseal(header: &mut serde_json::Value) {
+    let mut tensors = BTreeMap::new();
+    let mut meta = BTreeMap::new();
+    for (k, v) in header.as_object().unwrap() {
+        if k == "__metadata__" {
+            for (mk, mv) in v.as_object().unwrap() {
+                meta.insert(mk.clone(), mv.as_str().unwrap().to_string());
+            }
+            continue;
+        }
+        let offs = v["data_offsets"].as_array().unwrap();
+        let entry = safetensors::TensorEntry {
+            dtype: v["dtype"].as_str().unwrap().to_string(),
+            shape: v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect(),
+            range: offs[0].as_u64().unwrap() as usize..offs[1].as_u64().unwrap() as usize,
+        };
+        tensors.insert(k.clone(), entry);
+    }
+    let digest = safetensors::header_digest(&tensors, &meta);
+    header["__metadata__"][safetensors::HEADER_CRC_KEY] =
+        serde_json::Value::String(format!("{digest:08x}"));
+}
+
+fn meta_format(header: &mut serde_json::Value, format: &str) {
+    header["__metadata__"]["ember.format"] = serde_json::Value::String(format.into());
+}
+
+#[test]
+fn model_file_mutants_are_errors_or_the_same_model() {
+    let (net, opt) = trained();
+    let bytes = model_io::to_bytes(&net, Some(&opt)).unwrap();
+    for (i, m) in mutate::mutants(&bytes, 21, 2000).into_iter().enumerate() {
+        let started = std::time::Instant::now();
+        let loaded = std::panic::catch_unwind(|| model_io::from_bytes(&m))
+            .unwrap_or_else(|_| panic!("mutant {i} (seed 21) panicked"));
+        if let Ok(model) = loaded {
+            // Only a change that means nothing loads (a checksum's hex letter changing case).
+            assert_eq!(model.network.config(), net.config(), "mutant {i}");
+            assert_eq!(model.network.params(), net.params(), "mutant {i}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "mutant {i}"
+        );
+    }
 }

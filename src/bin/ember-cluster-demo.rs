@@ -26,7 +26,15 @@
 //! - `EMBER_DEMO_MODE=long` with `EMBER_DEMO_DIR=DIR`: runs small jobs for up to 60 seconds, a
 //!   process to interrupt.
 //!
-//! In both modes each process writes its process index into the file `DIR/pids/<its pid>`, so a
+//! - `EMBER_DEMO_MODE=small`: one small job; worker 0 prints `{"sum": ..., "workers": N}`.
+//! - `EMBER_DEMO_MODE=lines` with `EMBER_DEMO_INPUT=URL`: counts the lines of the text input at
+//!   URL (a path or `s3://...`, read with the application's configuration); worker 0 prints
+//!   `{"lines": N, "keys": [...]}`, the keys being those set explicitly in the configuration.
+//! - `EMBER_DEMO_MODE=spmd`: a driver with the SPMD mistake: after a first job on every worker,
+//!   only the workers of process 0 run a second one. Process 0 must fail with a `PeerFailed`
+//!   error naming a worker of process 1 (not wait forever); process 1 ends normally.
+//!
+//! In the `checkpoint` and `long` modes each process writes its process index into the file `DIR/pids/<its pid>`, so a
 //! test can find or kill a given process and check that none is left running: in `checkpoint`
 //! mode at start, in `long` mode once its first job is done (the cluster is up).
 
@@ -81,9 +89,21 @@ fn main() {
             let dir = dir();
             ember::engine::run(conf, move |ctx| long_running(ctx, &dir, this_process))
         }
+        "small" => ember::engine::run(conf, small),
+        "lines" => {
+            let Ok(input) = std::env::var("EMBER_DEMO_INPUT") else {
+                eprintln!("ember-cluster-demo: EMBER_DEMO_MODE=lines needs EMBER_DEMO_INPUT");
+                std::process::exit(2);
+            };
+            ember::engine::run(conf, move |ctx| count_lines(ctx, &input))
+        }
+        "spmd" => {
+            let threads = conf.get_usize("ember.cluster.threads").unwrap_or(2);
+            ember::engine::run(conf, move |ctx| spmd_mistake(ctx, threads))
+        }
         other => {
             eprintln!(
-                "ember-cluster-demo: unknown EMBER_DEMO_MODE `{other}` (suite, checkpoint, long)"
+                "ember-cluster-demo: unknown EMBER_DEMO_MODE `{other}` (suite, checkpoint, long, small, lines, spmd)"
             );
             std::process::exit(2);
         }
@@ -463,4 +483,33 @@ fn long_running(ctx: &Context, dir: &Path, process: usize) -> Outcome {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((ctx.worker_index() == 0).then_some(json!({ "rounds": rounds })))
+}
+
+/// The `small` mode: one job with a shuffle.
+fn small(ctx: &Context) -> Outcome {
+    let sum: i64 = ctx
+        .range(0, 1000, 1, 8)?
+        .map(|x| (x % 7, x * x))
+        .reduce_by_key(|a, b| a + b)
+        .map(|(_, v)| v)
+        .fold(0, |a, b| a + b)?;
+    let answer = json!({ "sum": sum, "workers": ctx.num_workers() });
+    Ok((ctx.worker_index() == 0).then_some(answer))
+}
+
+/// The `spmd` mode: the workers of process 0 (`threads` of them) run a job the others never run.
+fn spmd_mistake(ctx: &Context, threads: usize) -> Outcome {
+    let first = ctx.range(0, 100, 1, 4)?.count()?;
+    if ctx.worker_index() < threads {
+        ctx.range(0, 100, 1, 4)?.map(|x| x + 1).count()?;
+    }
+    Ok((ctx.worker_index() == 0).then_some(json!({ "first": first })))
+}
+
+/// The `lines` mode: the line count of `input`, and the configuration's explicit keys.
+fn count_lines(ctx: &Context, input: &str) -> Outcome {
+    let lines = ctx.text_file(input, 2)?.count()?;
+    let keys: Vec<&str> = ctx.conf().explicit().map(|(k, _)| k).collect();
+    let answer = json!({ "lines": lines, "keys": keys });
+    Ok((ctx.worker_index() == 0).then_some(answer))
 }

@@ -189,6 +189,11 @@ fn env_for(o: &Options, addresses: &str, process: usize) -> Vec<(String, String)
         env.push(("EMBER_CONF_FILE".into(), p.clone()));
     }
     env.extend(o.conf.iter().map(|(k, v)| (env_var_for(k), v.clone())));
+    if !o.conf.is_empty() {
+        // The keys by name: a variable's name does not always tell its key (`Conf::from_env`).
+        let keys: Vec<&str> = o.conf.iter().map(|(k, _)| k.as_str()).collect();
+        env.push(("EMBER_CONF_NAMES".into(), keys.join(",")));
+    }
     env
 }
 
@@ -223,8 +228,13 @@ fn print_commands(o: &Options, hosts: &[String]) {
     }
 }
 
-/// Copies a child's output to ours, one prefixed line at a time.
-fn forward(stream: impl std::io::Read + Send + 'static, prefix: String, to_stderr: bool) {
+/// Copies a child's output to ours, one prefixed line at a time, until the child closes it;
+/// joined before `ember-submit` returns, so no line is lost.
+fn forward(
+    stream: impl std::io::Read + Send + 'static,
+    prefix: String,
+    to_stderr: bool,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if to_stderr {
@@ -233,7 +243,7 @@ fn forward(stream: impl std::io::Read + Send + 'static, prefix: String, to_stder
                 println!("{prefix} {line}");
             }
         }
-    });
+    })
 }
 
 /// Why a cluster run did not succeed.
@@ -253,6 +263,7 @@ fn run_once(o: &Options, attempt: usize) -> Result<(), Failure> {
     let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let addresses = addresses.join(",");
     let mut children: Vec<Child> = Vec::new();
+    let mut forwarders: Vec<std::thread::JoinHandle<()>> = Vec::new();
     for p in 0..o.processes {
         let mut command = Command::new(&o.program[0]);
         command
@@ -267,24 +278,43 @@ fn run_once(o: &Options, attempt: usize) -> Result<(), Failure> {
             Ok(c) => c,
             Err(e) => {
                 stop(&mut children);
+                for f in forwarders {
+                    let _ = f.join();
+                }
                 return Err(Failure::Lost(format!(
                     "cannot start `{}`: {e}",
                     o.program[0]
                 )));
             }
         };
-        forward(
+        forwarders.push(forward(
             child.stdout.take().expect("piped"),
             format!("[p{p}]"),
             false,
-        );
-        forward(child.stderr.take().expect("piped"), format!("[p{p}]"), true);
+        ));
+        forwarders.push(forward(
+            child.stderr.take().expect("piped"),
+            format!("[p{p}]"),
+            true,
+        ));
         children.push(child);
     }
+    let outcome = watch(&mut children);
+    // Every child has exited (or was killed and reaped): their pipes close, the forwarders
+    // copy the last lines and end.
+    for f in forwarders {
+        let _ = f.join();
+    }
+    outcome
+}
+
+/// Waits for the cluster's processes: `Ok(())` once all exited successfully; stops them all
+/// when one fails or a signal arrives.
+fn watch(children: &mut [Child]) -> Result<(), Failure> {
     let mut done = vec![false; children.len()];
     loop {
         if let Some(signal) = signals::received() {
-            stop(&mut children);
+            stop(children);
             return Err(Failure::Interrupted(signal));
         }
         // Every process that failed since the last look, in process order.
@@ -298,13 +328,13 @@ fn run_once(o: &Options, attempt: usize) -> Result<(), Failure> {
                 Ok(Some(status)) => failed.push((p, status)),
                 Ok(None) => {}
                 Err(e) => {
-                    stop(&mut children);
+                    stop(children);
                     return Err(Failure::Lost(format!("cannot watch process {p}: {e}")));
                 }
             }
         }
         if !failed.is_empty() {
-            stop(&mut children);
+            stop(children);
             // A terminal's Ctrl-C reaches the processes too; they die of it, not of a fault.
             if let Some(signal) = signals::received()
                 .or_else(|| failed.iter().find_map(|(_, s)| signals::interrupt_of(s)))

@@ -58,6 +58,29 @@ impl fmt::Debug for StorageConfig {
     }
 }
 
+/// The keys documented in the table above (other keys of the `ember.s3.`, `ember.gs.`,
+/// `ember.az.` and `ember.hdfs.` families go to the backends as they are). The engine maps the
+/// environment variables of these keys (`EMBER_S3_ENDPOINT`) back to them.
+pub const DOCUMENTED_KEYS: &[&str] = &[
+    "ember.s3.endpoint",
+    "ember.s3.region",
+    "ember.s3.pathStyle",
+    "ember.s3.allowHttp",
+    "ember.s3.accessKey",
+    "ember.s3.secretKey",
+    "ember.s3.sessionToken",
+    "ember.storage.maxRetries",
+    "ember.storage.retryTimeout",
+    "ember.storage.backoffInitial",
+    "ember.storage.backoffMax",
+    "ember.storage.requestTimeout",
+    "ember.storage.connectTimeout",
+    "ember.storage.readChunk",
+    "ember.storage.readAhead",
+    "ember.storage.maxSplitBytes",
+    "ember.storage.writePartSize",
+];
+
 impl StorageConfig {
     /// An empty configuration (environment and defaults only).
     pub fn new() -> Self {

@@ -215,3 +215,55 @@ fn cluster_master_needs_hosts() {
         .unwrap();
     assert_eq!(c.total_workers().unwrap(), 4);
 }
+
+/// A valid value of each kind, different from every default.
+fn sample(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Master => "local[3]",
+        ValueKind::PositiveInt => "7",
+        ValueKind::NonNegativeInt => "5",
+        ValueKind::Bool => "true",
+        ValueKind::Bytes => "3m",
+        ValueKind::Duration => "1234ms",
+        ValueKind::Text => "some text",
+        ValueKind::OneOf(words) => words[words.len() - 1],
+    }
+}
+
+#[test]
+fn every_key_reaches_the_configuration_through_its_environment_variable() {
+    // What ember-submit does with `--conf k=v`: the variable of each key, and the keys' names.
+    let mut keys: Vec<(&str, &str)> = KEYS.iter().map(|s| (s.key, sample(s.kind))).collect();
+    keys.extend(
+        ember_storage::config::DOCUMENTED_KEYS
+            .iter()
+            .map(|k| (*k, "http://127.0.0.1:9000")),
+    );
+    keys.push(("ember.s3.skip_signature", "true"));
+    keys.push(("ember.gs.service_account_path", "/tmp/sa.json"));
+    keys.push(("ember.hdfs.dfs.ha.namenodes.ns", "nn1,nn2"));
+    for (key, value) in keys {
+        let vars = vec![
+            (env_var_for(key), value.to_string()),
+            ("EMBER_CONF_NAMES".to_string(), key.to_string()),
+        ];
+        let mut conf = Conf::new();
+        conf.load_env_vars(vars).unwrap();
+        assert_eq!(conf.get(key), Some(value), "{key}");
+        assert!(
+            conf.storage_config().get(key).is_some(),
+            "{key} reaches the storage configuration"
+        );
+    }
+    // Documented storage keys need no listing.
+    let mut conf = Conf::new();
+    conf.load_env_vars([("EMBER_S3_ENDPOINT".to_string(), "http://h:1".to_string())])
+        .unwrap();
+    assert_eq!(conf.get("ember.s3.endpoint"), Some("http://h:1"));
+    // A listed key that Ember does not accept is an error naming it.
+    let err = Conf::new()
+        .load_env_vars([("EMBER_CONF_NAMES".to_string(), "ember.nonsense".to_string())])
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("ember.nonsense"), "{err}");
+}

@@ -78,7 +78,7 @@ impl<T: Data> RddBarrier<T> {
     }
 }
 
-struct BarrierMapPartitions<T, U> {
+struct BarrierMapPartitions<T: 'static, U> {
     parent: Rc<RddNode<T>>,
     f: Rc<BarrierFn<T, U>>,
 }

@@ -7,6 +7,7 @@
 
 pub(crate) mod actions;
 pub mod barrier;
+pub(crate) mod deep;
 pub mod formats;
 pub(crate) mod narrow;
 pub(crate) mod pair;
@@ -109,6 +110,18 @@ pub(crate) trait RddBase {
     fn source_preferences(&self, split: usize) -> (Vec<usize>, Vec<String>);
     /// Whether this node runs in a barrier stage (`rdd.barrier().map_partitions(..)`).
     fn is_barrier(&self) -> bool;
+    /// Steps of narrow chain (`map`, `filter`...) from the nearest node that is not one.
+    fn chain_depth(&self) -> usize;
+    /// The parent, when this node is a plain step of a chain: computed from its one parent by
+    /// [`RddBase::apply_any`], and neither cached nor read from a written checkpoint.
+    fn chain_link(&self) -> Option<Rc<dyn RddBase>>;
+    /// [`RddNode::iterator`], type-erased (see [`deep`]).
+    fn iterator_any(&self, split: usize, tc: &Rc<TaskContext>) -> deep::AnyIter;
+    /// This node's step applied to its parent's erased iterator.
+    fn apply_any(&self, split: usize, parent: deep::AnyIter, tc: &Rc<TaskContext>)
+        -> deep::AnyIter;
+    /// An erased iterator of this node's elements, collected into memory.
+    fn materialize_any(&self, it: deep::AnyIter) -> deep::AnyIter;
 }
 
 /// How a node computes its partitions; one implementation per kind of node.
@@ -133,10 +146,37 @@ pub(crate) trait Compute<T> {
     fn is_barrier(&self) -> bool {
         false
     }
+    /// The one parent of a chain step, whose partition `split` this node computes partition
+    /// `split` from with [`Compute::compute_from`].
+    fn chain_parent(&self) -> Option<Rc<dyn RddBase>> {
+        None
+    }
+    /// A chain step applied to the parent's partition (a `Box<BoxIter<P>>`); `None` when this
+    /// is not a chain step or the parent's type does not match.
+    fn compute_from(
+        &self,
+        _split: usize,
+        _parent: deep::AnyIter,
+        _tc: &Rc<TaskContext>,
+    ) -> Option<BoxIter<T>> {
+        None
+    }
+}
+
+/// What a dropped node's compute is replaced by (its own is dropped by [`deep::drop_later`]).
+struct Dropped;
+
+impl<T: 'static> Compute<T> for Dropped {
+    fn num_partitions(&self) -> usize {
+        0
+    }
+    fn compute(&self, _split: usize, _tc: &Rc<TaskContext>) -> BoxIter<T> {
+        Box::new(std::iter::empty())
+    }
 }
 
 /// A node of the lineage graph holding elements of type `T`.
-pub(crate) struct RddNode<T> {
+pub(crate) struct RddNode<T: 'static> {
     id: usize,
     pub(crate) ctx: Context,
     op: String,
@@ -146,6 +186,11 @@ pub(crate) struct RddNode<T> {
     sizer: Cell<Option<Sizer<T>>>,
     pub(crate) checkpoint: CheckpointCell<T>,
     compute: Box<dyn Compute<T>>,
+    /// `compute.num_partitions()`, `compute.partitioner()` and the chain depth, fixed when the
+    /// node is made (asking the parent each time recursed along the whole chain).
+    partitions: usize,
+    partitioner: Option<PartitionerDesc>,
+    depth: usize,
 }
 
 impl<T: Data> RddNode<T> {
@@ -172,7 +217,21 @@ impl<T: Data> RddNode<T> {
             let config = self.ctx.conf().storage_config();
             return crate::checkpoint::read_partition(dir, split, tc, &config);
         }
+        if self.depth >= deep::SEGMENT {
+            if let Some(parent) = self.compute.chain_parent() {
+                let it = deep::parent_iterator(parent, split, tc);
+                if let Some(it) = self.compute.compute_from(split, it, tc) {
+                    return it;
+                }
+            }
+        }
         self.compute.compute(split, tc)
+    }
+
+    /// Whether this node is neither cached nor read from a written checkpoint.
+    fn plain(&self) -> bool {
+        self.storage.get().is_none()
+            && !matches!(*self.checkpoint.borrow(), CheckpointState::Done { .. })
     }
 }
 
@@ -187,7 +246,7 @@ impl<T: Data> RddBase for RddNode<T> {
         self.site
     }
     fn num_partitions(&self) -> usize {
-        self.compute.num_partitions()
+        self.partitions
     }
     fn dependencies(&self) -> Vec<Dependency> {
         self.deps()
@@ -196,7 +255,7 @@ impl<T: Data> RddBase for RddNode<T> {
         self.storage.get()
     }
     fn partitioner(&self) -> Option<PartitionerDesc> {
-        self.compute.partitioner()
+        self.partitioner.clone()
     }
     fn task_worker(&self, split: usize) -> usize {
         self.owner(split)
@@ -212,6 +271,30 @@ impl<T: Data> RddBase for RddNode<T> {
     }
     fn is_barrier(&self) -> bool {
         self.compute.is_barrier()
+    }
+    fn chain_depth(&self) -> usize {
+        self.depth
+    }
+    fn chain_link(&self) -> Option<Rc<dyn RddBase>> {
+        self.compute.chain_parent().filter(|_| self.plain())
+    }
+    fn iterator_any(&self, split: usize, tc: &Rc<TaskContext>) -> deep::AnyIter {
+        Box::new(self.iterator(split, tc))
+    }
+    fn apply_any(
+        &self,
+        split: usize,
+        parent: deep::AnyIter,
+        tc: &Rc<TaskContext>,
+    ) -> deep::AnyIter {
+        match self.compute.compute_from(split, parent, tc) {
+            Some(it) => Box::new(it),
+            // Not reached: only chain steps are applied, to their parent's iterator.
+            None => Box::new(self.compute.compute(split, tc)),
+        }
+    }
+    fn materialize_any(&self, it: deep::AnyIter) -> deep::AnyIter {
+        deep::materialize::<T>(it)
     }
     fn checkpoint_location(&self) -> Option<(bool, Vec<usize>)> {
         match &*self.checkpoint.borrow() {
@@ -233,7 +316,7 @@ impl<T: Data> RddBase for RddNode<T> {
     }
 }
 
-impl<T> RddNode<T> {
+impl<T: 'static> RddNode<T> {
     /// The dependencies: none once the checkpoint is written (the lineage is cut).
     fn deps(&self) -> Vec<Dependency> {
         if matches!(*self.checkpoint.borrow(), CheckpointState::Done { .. }) {
@@ -244,17 +327,21 @@ impl<T> RddNode<T> {
     }
 
     /// The home worker of `split`: the owner of its first narrow ancestor's partition, or of
-    /// the shuffle output it reads, or `split % peers` for sources.
+    /// the shuffle output it reads, or `split % peers` for sources (a loop down the lineage).
     fn owner(&self, split: usize) -> usize {
-        match first_parent(&self.deps(), split) {
-            Some(Parent::Narrow(parent, p)) => parent.task_worker(p),
-            Some(Parent::Shuffle) | None => split % self.ctx.num_workers(),
+        let (mut deps, mut split) = (self.deps(), split);
+        while let Some(Parent::Narrow(parent, p)) = first_parent(&deps, split) {
+            (deps, split) = (parent.dependencies(), p);
         }
+        split % self.ctx.num_workers()
     }
 }
 
-impl<T> Drop for RddNode<T> {
+impl<T: 'static> Drop for RddNode<T> {
     fn drop(&mut self) {
+        // The compute holds the parent: dropped in a loop, not one nested drop per node.
+        let compute = std::mem::replace(&mut self.compute, Box::new(Dropped));
+        deep::drop_later(Box::new(compute));
         // Each worker drops the blocks it stored; peers drop theirs with their own handles.
         if self.storage.get().is_some() {
             self.ctx.inner.registry.borrow_mut().remove_rdd(self.id);
@@ -322,8 +409,14 @@ impl<T: Data> Rdd<T> {
         site: &'static Location<'static>,
         compute: Box<dyn Compute<T>>,
     ) -> Rdd<T> {
+        let partitions = compute.num_partitions();
+        let partitioner = compute.partitioner();
+        let depth = compute.chain_parent().map_or(0, |p| p.chain_depth() + 1);
         Rdd {
             node: Rc::new(RddNode {
+                partitions,
+                partitioner,
+                depth,
                 id: ctx.new_rdd_id(),
                 ctx: ctx.clone(),
                 op: op.to_string(),

@@ -5,6 +5,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::data::Data;
+use crate::rdd::deep::AnyIter;
 use crate::rdd::{BoxIter, Compute, Dependency, Rdd, RddBase, RddNode};
 use crate::shuffle::PartitionerDesc;
 use crate::task::TaskContext;
@@ -12,7 +13,7 @@ use crate::task::TaskContext;
 type PartitionFn<T, U> = dyn Fn(usize, BoxIter<T>) -> BoxIter<U>;
 
 /// Spark's `MapPartitionsRDD`: every narrow one-to-one transformation is one of these.
-pub(crate) struct MapPartitions<T, U> {
+pub(crate) struct MapPartitions<T: 'static, U> {
     parent: Rc<RddNode<T>>,
     f: Rc<PartitionFn<T, U>>,
     preserves_partitioning: bool,
@@ -29,6 +30,18 @@ impl<T: Data, U: Data> Compute<U> for MapPartitions<T, U> {
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<U> {
         (self.f)(split, self.parent.iterator(split, tc))
+    }
+    fn chain_parent(&self) -> Option<Rc<dyn RddBase>> {
+        Some(Rc::clone(&self.parent) as Rc<dyn RddBase>)
+    }
+    fn compute_from(
+        &self,
+        split: usize,
+        parent: AnyIter,
+        _tc: &Rc<TaskContext>,
+    ) -> Option<BoxIter<U>> {
+        let it = *parent.downcast::<BoxIter<T>>().ok()?;
+        Some((self.f)(split, it))
     }
     fn partitioner(&self) -> Option<PartitionerDesc> {
         if self.preserves_partitioning {

@@ -13,7 +13,7 @@ use crate::shuffle::{
 use crate::task::TaskContext;
 
 /// Partitions of several parents, one after another (Spark's `UnionRDD`).
-struct Union<T> {
+struct Union<T: 'static> {
     parents: Vec<Rc<RddNode<T>>>,
 }
 
@@ -61,7 +61,7 @@ impl<T: Data> Compute<T> for Union<T> {
 }
 
 /// Fewer partitions, each reading a group of parent partitions that live on the same worker.
-struct Coalesced<T> {
+struct Coalesced<T: 'static> {
     parent: Rc<RddNode<T>>,
     groups: Rc<Vec<Vec<usize>>>,
 }

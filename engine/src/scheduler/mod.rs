@@ -61,31 +61,44 @@ use crate::task::{in_task, TaskContext};
 /// The shuffle dependencies `rdd` needs that have not run yet, parents first. A completed
 /// shuffle hides its whole upstream lineage (Spark's skipped stages).
 pub(crate) fn missing_shuffles(rdd: &Rc<dyn RddBase>) -> Vec<Rc<dyn ShuffleDepBase>> {
-    fn visit(
-        rdd: &Rc<dyn RddBase>,
-        seen: &mut HashSet<usize>,
-        seen_shuffles: &mut HashSet<usize>,
-        out: &mut Vec<Rc<dyn ShuffleDepBase>>,
-    ) {
-        if !seen.insert(rdd.id()) {
-            return;
-        }
-        for dep in rdd.dependencies() {
-            match dep {
-                Dependency::Shuffle(s) => {
-                    if !s.is_complete() && seen_shuffles.insert(s.shuffle_id()) {
-                        visit(&s.parent(), seen, seen_shuffles, out);
-                        out.push(s);
-                    }
+    // A depth-first walk with an explicit stack (lineages can be thousands of steps deep), in
+    // the order a recursive walk would take: a shuffle is listed after its parent's shuffles.
+    enum Step {
+        Visit(Rc<dyn RddBase>),
+        Shuffle(Rc<dyn ShuffleDepBase>),
+        Emit(Rc<dyn ShuffleDepBase>),
+    }
+    let (mut seen, mut seen_shuffles) = (HashSet::new(), HashSet::new());
+    let mut out = Vec::new();
+    let mut stack = vec![Step::Visit(Rc::clone(rdd))];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Emit(s) => out.push(s),
+            Step::Shuffle(s) => {
+                if !s.is_complete() && seen_shuffles.insert(s.shuffle_id()) {
+                    let parent = s.parent();
+                    stack.push(Step::Emit(s));
+                    stack.push(Step::Visit(parent));
                 }
-                Dependency::OneToOne(p)
-                | Dependency::Range { parent: p, .. }
-                | Dependency::Groups { parent: p, .. } => visit(&p, seen, seen_shuffles, out),
+            }
+            Step::Visit(rdd) => {
+                if !seen.insert(rdd.id()) {
+                    continue;
+                }
+                let next: Vec<Step> = rdd
+                    .dependencies()
+                    .into_iter()
+                    .map(|dep| match dep {
+                        Dependency::Shuffle(s) => Step::Shuffle(s),
+                        Dependency::OneToOne(p)
+                        | Dependency::Range { parent: p, .. }
+                        | Dependency::Groups { parent: p, .. } => Step::Visit(p),
+                    })
+                    .collect();
+                stack.extend(next.into_iter().rev());
             }
         }
     }
-    let mut out = Vec::new();
-    visit(rdd, &mut HashSet::new(), &mut HashSet::new(), &mut out);
     out
 }
 

@@ -86,6 +86,8 @@ impl BlockRegistry {
         placement
     }
 
+    /// Follows narrow dependencies down (a loop: lineages can be thousands of steps deep) to
+    /// the first node that says where `split` should run.
     fn preferred(
         &self,
         rdd: &Rc<dyn RddBase>,
@@ -93,41 +95,46 @@ impl BlockRegistry {
         topo: &Topology,
         peers: usize,
     ) -> Placement {
-        if rdd.storage_level().is_some() {
-            if let Some(held) = self.blocks.get(&(rdd.id(), split)) {
+        let (mut rdd, mut split) = (Rc::clone(rdd), split);
+        loop {
+            if rdd.storage_level().is_some() {
+                if let Some(held) = self.blocks.get(&(rdd.id(), split)) {
+                    return Placement {
+                        workers: held.holders.clone(),
+                        block: Some(CachedBlock {
+                            id: (rdd.id(), split),
+                            bytes: held.bytes,
+                            compute: held.compute,
+                        }),
+                        ..Placement::default()
+                    };
+                }
+            }
+            if let Some((local_path, writers)) = rdd.checkpoint_location() {
+                let hosts = match writers.get(split) {
+                    Some(&w) if local_path => vec![topo.host_of(w).to_string()],
+                    _ => Vec::new(),
+                };
                 return Placement {
-                    workers: held.holders.clone(),
-                    block: Some(CachedBlock {
-                        id: (rdd.id(), split),
-                        bytes: held.bytes,
-                        compute: held.compute,
-                    }),
+                    hosts,
                     ..Placement::default()
                 };
             }
-        }
-        if let Some((local_path, writers)) = rdd.checkpoint_location() {
-            let hosts = match writers.get(split) {
-                Some(&w) if local_path => vec![topo.host_of(w).to_string()],
-                _ => Vec::new(),
-            };
-            return Placement {
-                hosts,
-                ..Placement::default()
-            };
-        }
-        match first_parent(&rdd.dependencies(), split) {
-            Some(Parent::Narrow(parent, p)) => self.preferred(&parent, p, topo, peers),
-            Some(Parent::Shuffle) => Placement {
-                workers: vec![split % peers],
-                ..Placement::default()
-            },
-            None => {
-                let (workers, hosts) = rdd.source_preferences(split);
-                Placement {
-                    workers: workers.into_iter().filter(|&w| w < peers).collect(),
-                    hosts,
-                    ..Placement::default()
+            match first_parent(&rdd.dependencies(), split) {
+                Some(Parent::Narrow(parent, p)) => (rdd, split) = (parent, p),
+                Some(Parent::Shuffle) => {
+                    return Placement {
+                        workers: vec![split % peers],
+                        ..Placement::default()
+                    }
+                }
+                None => {
+                    let (workers, hosts) = rdd.source_preferences(split);
+                    return Placement {
+                        workers: workers.into_iter().filter(|&w| w < peers).collect(),
+                        hosts,
+                        ..Placement::default()
+                    };
                 }
             }
         }
@@ -142,29 +149,43 @@ fn pinned_process(
     topo: &Topology,
     peers: usize,
 ) -> Option<usize> {
-    if rdd.checkpoint_location().is_some() {
-        return None;
+    // A depth-first search in dependency order, with an explicit stack.
+    enum Step {
+        Visit(Rc<dyn RddBase>, usize),
+        Found(usize),
     }
-    for dep in rdd.dependencies() {
-        let found = match dep {
-            Dependency::Shuffle(_) => Some(topo.process_of(split % peers)),
-            Dependency::OneToOne(parent) => pinned_process(&parent, split, topo, peers),
-            Dependency::Range {
-                parent,
-                in_start,
-                out_start,
-                len,
-            } => (out_start..out_start + len)
-                .contains(&split)
-                .then(|| pinned_process(&parent, split - out_start + in_start, topo, peers))
-                .flatten(),
-            Dependency::Groups { parent, groups } => groups[split]
-                .iter()
-                .find_map(|&p| pinned_process(&parent, p, topo, peers)),
+    let mut stack = vec![Step::Visit(Rc::clone(rdd), split)];
+    while let Some(step) = stack.pop() {
+        let (rdd, split) = match step {
+            Step::Found(process) => return Some(process),
+            Step::Visit(rdd, split) => (rdd, split),
         };
-        if found.is_some() {
-            return found;
+        if rdd.checkpoint_location().is_some() {
+            continue;
         }
+        let mut next = Vec::new();
+        for dep in rdd.dependencies() {
+            match dep {
+                Dependency::Shuffle(_) => next.push(Step::Found(topo.process_of(split % peers))),
+                Dependency::OneToOne(parent) => next.push(Step::Visit(parent, split)),
+                Dependency::Range {
+                    parent,
+                    in_start,
+                    out_start,
+                    len,
+                } => {
+                    if (out_start..out_start + len).contains(&split) {
+                        next.push(Step::Visit(parent, split - out_start + in_start));
+                    }
+                }
+                Dependency::Groups { parent, groups } => next.extend(
+                    groups[split]
+                        .iter()
+                        .map(|&p| Step::Visit(Rc::clone(&parent), p)),
+                ),
+            }
+        }
+        stack.extend(next.into_iter().rev());
     }
     None
 }

@@ -14,7 +14,7 @@ use crate::shuffle::{
 use crate::task::TaskContext;
 
 /// One input of a co-group.
-pub(crate) enum Side<K, V> {
+pub(crate) enum Side<K: 'static, V: 'static> {
     Narrow(Rc<RddNode<(K, V)>>),
     Shuffled(Rc<ShuffleDependency<K, V, V>>),
 }
@@ -56,7 +56,7 @@ impl<K: Key, V: Data> Side<K, V> {
 }
 
 /// Every key of either side with all its values from each side.
-pub(crate) struct CoGrouped<K, V, W> {
+pub(crate) struct CoGrouped<K: 'static, V: 'static, W: 'static> {
     left: Side<K, V>,
     right: Side<K, W>,
     partitioner: Rc<dyn Partitioner<K>>,

@@ -120,7 +120,7 @@ pub(crate) trait ShuffleDepBase {
 }
 
 /// A shuffle of `parent`'s `(K, V)` records into `(K, C)` records by `partitioner`.
-pub(crate) struct ShuffleDependency<K, V, C> {
+pub(crate) struct ShuffleDependency<K: 'static, V: 'static, C> {
     id: usize,
     op: String,
     parent: Rc<RddNode<(K, V)>>,
@@ -384,7 +384,7 @@ impl<K, V, C> Drop for ShuffleDependency<K, V, C> {
 
 /// The reduce side of a shuffle: each partition's records, merged by key when the shuffle
 /// combines (Spark's `ShuffledRDD`).
-pub(crate) struct Shuffled<K, V, C> {
+pub(crate) struct Shuffled<K: 'static, V: 'static, C> {
     dep: Rc<ShuffleDependency<K, V, C>>,
     merge: Option<Rc<dyn Fn(C, C) -> C>>,
 }

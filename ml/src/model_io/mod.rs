@@ -6,8 +6,16 @@
 //!   `[out, in, kh, kw]`), `layers.{i}.running_mean` / `running_var` for batch norm;
 //! - with an optimizer, its flat state per slot: `optimizer.velocity`, or `optimizer.m` and
 //!   `optimizer.v`, each of shape `[num_params]` in the order of the parameters above;
-//! - metadata: `ember.format` (`ember-ml/1`), `ember.config` (the [`NetworkConfig`] JSON),
-//!   `ember.optimizer` (optimizer configuration and step count, JSON) and `ember.crc32`.
+//! - metadata: `ember.format` (`ember-ml/2`), `ember.config` (the [`NetworkConfig`] JSON),
+//!   `ember.optimizer` (optimizer configuration and step count, JSON), `ember.crc32` (CRC-32 of
+//!   the tensor data) and `ember.header_crc32` (CRC-32 of the tensor table and every other
+//!   metadata entry, so a flipped bit in the configuration is an error, not another model).
+//!
+//! Reading checks, before allocating the network, that every metadata key and every key of the
+//! configuration and optimizer JSON is one this version writes, and that every tensor the
+//! configuration declares is in the file with its shape: a small file cannot make the reader
+//! allocate more than its own tensors hold. Files of the previous version (`ember-ml/1`, without
+//! the header checksum) are still read.
 //!
 //! Files are written to a temporary name and renamed, so a crash never leaves a half-written
 //! model under the final name. Truncated, corrupt or mismatched files give typed errors.
@@ -25,7 +33,19 @@ use crate::nn::{Network, NetworkConfig, TensorKind};
 use crate::optim::{Optimizer, OptimizerConfig};
 
 /// Value of the `ember.format` metadata key.
-pub const FORMAT: &str = "ember-ml/1";
+pub const FORMAT: &str = "ember-ml/2";
+
+/// The previous version's `ember.format`: no header checksum; still read.
+pub const FORMAT_V1: &str = "ember-ml/1";
+
+/// The metadata keys of a model file; any other is refused.
+const METADATA_KEYS: &[&str] = &[
+    "ember.format",
+    "ember.config",
+    "ember.optimizer",
+    safetensors::CRC_KEY,
+    safetensors::HEADER_CRC_KEY,
+];
 
 #[derive(Serialize, Deserialize)]
 struct OptimizerMeta {
@@ -86,32 +106,136 @@ pub fn to_bytes(net: &Network, opt: Option<&Optimizer>) -> Result<Vec<u8>> {
     Ok(safetensors::write(&tensors, &meta))
 }
 
+fn corrupt(what: impl Into<String>) -> MlError {
+    MlError::Corrupt {
+        offset: 8,
+        what: what.into(),
+    }
+}
+
+/// The format's checks on a file's metadata: a known version with its checksums, known keys.
+fn check_metadata(st: &safetensors::SafeTensors<'_>) -> Result<()> {
+    let meta = &st.metadata;
+    match meta.get("ember.format").map(String::as_str) {
+        Some(FORMAT) => {
+            if !meta.contains_key(safetensors::HEADER_CRC_KEY) {
+                return Err(corrupt(format!(
+                    "no {} metadata in an {FORMAT} file",
+                    safetensors::HEADER_CRC_KEY
+                )));
+            }
+        }
+        Some(FORMAT_V1) => {
+            tracing::debug!("reading a model file of the previous format ({FORMAT_V1})")
+        }
+        Some(other) => {
+            return Err(corrupt(format!(
+                "unknown format {other:?} (this version reads {FORMAT} and {FORMAT_V1})"
+            )))
+        }
+        None => {
+            return Err(corrupt(
+                "not an Ember model file (no ember.format metadata)",
+            ))
+        }
+    }
+    if !meta.contains_key(safetensors::CRC_KEY) {
+        return Err(corrupt(format!(
+            "no {} metadata (the data checksum)",
+            safetensors::CRC_KEY
+        )));
+    }
+    if let Some(k) = meta.keys().find(|k| !METADATA_KEYS.contains(&k.as_str())) {
+        return Err(corrupt(format!(
+            "unknown metadata key {k:?} (known: {})",
+            METADATA_KEYS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Parses JSON metadata `what` into `T`, refusing keys that `T` does not have (serde would
+/// ignore them): the JSON read must hold no key that `T` written back lacks.
+fn parse_strict<T: Serialize + serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
+    let bad_json = |source| MlError::Json {
+        what: format!("{what} metadata"),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_str(json).map_err(bad_json)?;
+    let parsed: T = serde_json::from_value(value.clone()).map_err(bad_json)?;
+    let known = serde_json::to_value(&parsed).map_err(bad_json)?;
+    if let Some(path) = unknown_key(&value, &known, what) {
+        return Err(corrupt(format!("unknown key {path} in {what}")));
+    }
+    Ok(parsed)
+}
+
+/// The path of the first object key of `read` that `known` lacks, if any.
+fn unknown_key(read: &serde_json::Value, known: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (read, known) {
+        (Value::Object(r), Value::Object(k)) => r.iter().find_map(|(key, v)| {
+            let here = format!("{path}.{key}");
+            match k.get(key) {
+                None => Some(here),
+                Some(kv) => unknown_key(v, kv, &here),
+            }
+        }),
+        (Value::Array(r), Value::Array(k)) => r
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(i, (rv, kv))| unknown_key(rv, kv, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Checks, without allocating the network, that every tensor `config` declares is in the file
+/// as an `F32` tensor of its shape: what [`Network::new`] then allocates is bounded by the file.
+fn check_declared(config: &NetworkConfig, st: &safetensors::SafeTensors<'_>) -> Result<()> {
+    use crate::nn::layers;
+    if config.input_shape.is_empty() || config.input_shape.contains(&0) {
+        return Ok(()); // Network::new refuses it before allocating.
+    }
+    let mut shape = config.input_shape.clone();
+    for (i, cfg) in config.layers.iter().enumerate() {
+        let layer = layers::build(cfg, &shape)
+            .map_err(|e| MlError::Config(format!("layer {i} ({cfg:?}): {e}")))?;
+        for spec in layer.params().into_iter().chain(layer.buffers()) {
+            let name = format!("layers.{i}.{}", spec.name);
+            let entry = st
+                .tensors
+                .get(&name)
+                .ok_or_else(|| MlError::MissingTensor { name: name.clone() })?;
+            if entry.dtype != "F32" {
+                return Err(MlError::Dtype {
+                    name,
+                    dtype: entry.dtype.clone(),
+                });
+            }
+            if entry.shape != spec.shape {
+                return Err(MlError::TensorShape {
+                    name,
+                    expected: spec.shape,
+                    found: entry.shape.clone(),
+                });
+            }
+        }
+        shape = layer.out_shape();
+    }
+    Ok(())
+}
+
 /// Rebuilds a network (and optimizer, when saved) from [`to_bytes`] output.
 pub fn from_bytes(bytes: &[u8]) -> Result<LoadedModel> {
     let st = safetensors::read(bytes)?;
-    match st.metadata.get("ember.format").map(String::as_str) {
-        Some(FORMAT) => {}
-        Some(other) => {
-            return Err(MlError::Corrupt {
-                offset: 8,
-                what: format!("unknown format {other:?}"),
-            })
-        }
-        None => {
-            return Err(MlError::Corrupt {
-                offset: 8,
-                what: "not an Ember model file (no ember.format metadata)".into(),
-            })
-        }
-    }
+    check_metadata(&st)?;
     let cfg_json = st
         .metadata
         .get("ember.config")
-        .ok_or_else(|| MlError::Corrupt {
-            offset: 8,
-            what: "no ember.config metadata".into(),
-        })?;
-    let config = NetworkConfig::from_json(cfg_json)?;
+        .ok_or_else(|| corrupt("no ember.config metadata"))?;
+    let config: NetworkConfig = parse_strict(cfg_json, "ember.config")?;
+    check_declared(&config, &st)?;
     let mut net = Network::new(config)?;
     let mut expected: Vec<String> = Vec::new();
     for t in net.tensors().to_vec() {
@@ -145,10 +269,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LoadedModel> {
     let optimizer = match st.metadata.get("ember.optimizer") {
         None => None,
         Some(js) => {
-            let m: OptimizerMeta = serde_json::from_str(js).map_err(|source| MlError::Json {
-                what: "ember.optimizer metadata".into(),
-                source,
-            })?;
+            let m: OptimizerMeta = parse_strict(js, "ember.optimizer")?;
             let n = net.num_params();
             let mut state = Vec::new();
             for slot in m.config.method.slot_names() {

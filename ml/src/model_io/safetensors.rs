@@ -4,8 +4,9 @@
 //! Files written here are read by Python's `safetensors` package (`safetensors.numpy.load_file`).
 //!
 //! Reading validates everything before touching data: lengths, ranges, overlaps, dtypes and, when
-//! the metadata holds one (`ember.crc32`, which this writer always adds), a CRC-32 of the data
-//! section. Any problem is an [`MlError`], never a panic.
+//! the metadata holds them (this writer always adds both), a CRC-32 of the data section
+//! (`ember.crc32`) and one of the header (`ember.header_crc32`: every tensor's name, dtype, shape
+//! and offsets, and every other metadata entry). Any problem is an [`MlError`], never a panic.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,9 @@ use crate::error::{MlError, Result};
 
 /// Metadata key of the CRC-32 (hex) of the data section.
 pub const CRC_KEY: &str = "ember.crc32";
+
+/// Metadata key of the CRC-32 (hex) of the header ([`header_digest`]).
+pub const HEADER_CRC_KEY: &str = "ember.header_crc32";
 
 /// Header lengths above this are treated as corrupt rather than allocated.
 const MAX_HEADER: u64 = 100 << 20;
@@ -65,6 +69,26 @@ pub fn write(
     meta.insert(
         CRC_KEY.into(),
         Value::String(format!("{:08x}", crc32fast::hash(&data))),
+    );
+    let mut entries = BTreeMap::new();
+    let mut offset = 0;
+    for (name, shape, values) in tensors {
+        let end = offset + values.len() * 4;
+        let entry = TensorEntry {
+            dtype: "F32".into(),
+            shape: shape.clone(),
+            range: offset..end,
+        };
+        entries.insert(name.clone(), entry);
+        offset = end;
+    }
+    let strings: BTreeMap<String, String> = meta
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
+    meta.insert(
+        HEADER_CRC_KEY.into(),
+        Value::String(format!("{:08x}", header_digest(&entries, &strings))),
     );
     header.insert("__metadata__".into(), Value::Object(meta));
     let mut h = serde_json::to_vec(&Value::Object(header)).expect("JSON of strings and numbers");
@@ -153,6 +177,20 @@ pub fn read(bytes: &[u8]) -> Result<SafeTensors<'_>> {
     if end != data.len() {
         return Err(corrupt(8 + n + end as u64, "bytes after the last tensor"));
     }
+    if let Some(crc) = metadata.get(HEADER_CRC_KEY) {
+        let expected = u32::from_str_radix(crc, 16)
+            .map_err(|_| corrupt(8, format!("header checksum {crc:?} is not hex")))?;
+        let found = header_digest(&tensors, &metadata);
+        if expected != found {
+            return Err(corrupt(
+                8,
+                format!(
+                    "header checksum mismatch (stored {expected:08x}, computed {found:08x}): \
+                     the tensor table or the metadata (configuration) was altered"
+                ),
+            ));
+        }
+    }
     if let Some(crc) = metadata.get(CRC_KEY) {
         let expected = u32::from_str_radix(crc, 16)
             .map_err(|_| corrupt(8, format!("checksum {crc:?} is not hex")))?;
@@ -166,6 +204,37 @@ pub fn read(bytes: &[u8]) -> Result<SafeTensors<'_>> {
         tensors,
         data,
     })
+}
+
+/// The CRC-32 of a header's contents as parsed (so formatting does not matter): each tensor's
+/// name, dtype, shape and offsets, then each metadata entry but [`HEADER_CRC_KEY`], in name
+/// order, each field ended by a NUL byte.
+pub fn header_digest(
+    tensors: &BTreeMap<String, TensorEntry>,
+    metadata: &BTreeMap<String, String>,
+) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for (name, e) in tensors {
+        h.update(b"T\0");
+        h.update(name.as_bytes());
+        h.update(b"\0");
+        h.update(e.dtype.as_bytes());
+        h.update(b"\0");
+        for d in &e.shape {
+            h.update(&(*d as u64).to_le_bytes());
+        }
+        h.update(b"\0");
+        h.update(&(e.range.start as u64).to_le_bytes());
+        h.update(&(e.range.end as u64).to_le_bytes());
+    }
+    for (k, v) in metadata.iter().filter(|(k, _)| *k != HEADER_CRC_KEY) {
+        h.update(b"M\0");
+        h.update(k.as_bytes());
+        h.update(b"\0");
+        h.update(v.as_bytes());
+        h.update(b"\0");
+    }
+    h.finalize()
 }
 
 fn parse_entry(name: &str, v: &Value) -> Result<TensorEntry> {

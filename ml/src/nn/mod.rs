@@ -6,7 +6,7 @@
 pub mod activation;
 pub mod config;
 pub mod init;
-mod layers;
+pub(crate) mod layers;
 pub mod loss;
 mod network;
 
