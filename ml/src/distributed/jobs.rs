@@ -195,22 +195,12 @@ fn train_round(
         rep.opt
             .step(params, grads)
             .unwrap_or_else(|e| panic!("{e}"));
-        out.records.push(StepRecord {
-            worker,
-            epoch,
-            step: first_step + i as u64,
-            start_us,
-            data_wait_us: 0,
-            compute_us: compute.as_micros() as u64,
-            optimizer_us: t.elapsed().as_micros() as u64,
-            comm_us: 0,
-            peer_wait_us: 0,
-            examples: b.len(),
-            loss,
-            bytes_sent: 0,
-            bytes_received: 0,
-            sharing: None,
-        });
+        let mut rec = StepRecord::begin(worker, epoch, first_step + i as u64, start_us, 0);
+        rec.compute_us = compute.as_micros() as u64;
+        rec.optimizer_us = t.elapsed().as_micros() as u64;
+        rec.examples = b.len();
+        rec.loss = loss;
+        out.records.push(rec);
         out.examples += b.len() as u64;
         out.loss_sum += loss as f64;
         out.batches += 1;

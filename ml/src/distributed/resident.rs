@@ -174,22 +174,13 @@ impl Trainer {
             let t0 = Instant::now();
             let start_us = (task.aligned_now_us()? - origin).max(0) as u64;
             let batch = source.next_batch()?;
-            let mut rec = StepRecord {
+            let mut rec = StepRecord::begin(
                 worker,
-                epoch: self.epoch,
-                step: self.first_step + skipped + local,
+                self.epoch,
+                self.first_step + skipped + local,
                 start_us,
-                data_wait_us: t0.elapsed().as_micros() as u64,
-                compute_us: 0,
-                optimizer_us: 0,
-                comm_us: 0,
-                peer_wait_us: 0,
-                examples: 0,
-                loss: 0.0,
-                bytes_sent: 0,
-                bytes_received: 0,
-                sharing: None,
-            };
+                t0.elapsed().as_micros() as u64,
+            );
             let before = task.comm_stats();
             let synced_before = counters.syncs;
             let go_on = match self.sync {
@@ -211,11 +202,7 @@ impl Trainer {
                     }
                 }
             };
-            let after = task.comm_stats();
-            rec.comm_us = (after.busy - before.busy).as_micros() as u64;
-            rec.peer_wait_us = (after.waited - before.waited).as_micros() as u64;
-            rec.bytes_sent = after.bytes_sent - before.bytes_sent;
-            rec.bytes_received = after.bytes_received - before.bytes_received;
+            rec.set_comm(&before, &task.comm_stats());
             if !go_on {
                 break;
             }

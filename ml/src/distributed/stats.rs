@@ -44,6 +44,46 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
+    /// The record of a step that starts at `start_us` and waited `data_wait_us` for its data;
+    /// every other phase still 0, no examples yet.
+    pub(crate) fn begin(
+        worker: usize,
+        epoch: usize,
+        step: u64,
+        start_us: u64,
+        data_wait_us: u64,
+    ) -> StepRecord {
+        StepRecord {
+            worker,
+            epoch,
+            step,
+            start_us,
+            data_wait_us,
+            compute_us: 0,
+            optimizer_us: 0,
+            comm_us: 0,
+            peer_wait_us: 0,
+            examples: 0,
+            loss: 0.0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            sharing: None,
+        }
+    }
+
+    /// Sets the communication phases and bytes from a barrier task's counters before and
+    /// after the step.
+    pub(crate) fn set_comm(
+        &mut self,
+        before: &ember_engine::CommStats,
+        after: &ember_engine::CommStats,
+    ) {
+        self.comm_us = (after.busy - before.busy).as_micros() as u64;
+        self.peer_wait_us = (after.waited - before.waited).as_micros() as u64;
+        self.bytes_sent = after.bytes_sent - before.bytes_sent;
+        self.bytes_received = after.bytes_received - before.bytes_received;
+    }
+
     /// Wall time of the step: the sum of its phases.
     pub fn total_us(&self) -> u64 {
         [

@@ -64,15 +64,12 @@ impl ThresholdAlgorithm for AdaptiveThreshold {
         self.initial
     }
     fn next(&mut self, last: f32, sparsity: f64) -> f32 {
-        let t = last as f64;
-        let t = if sparsity < self.min_sparsity {
-            t * self.decay
-        } else if sparsity > self.max_sparsity {
-            t / self.decay
-        } else {
-            t
-        };
-        clamp(t)
+        steer(
+            last,
+            sparsity,
+            (self.min_sparsity, self.max_sparsity),
+            self.decay,
+        )
     }
     fn describe(&self) -> String {
         format!(
@@ -130,15 +127,7 @@ impl ThresholdAlgorithm for TargetSparsityThreshold {
         self.initial
     }
     fn next(&mut self, last: f32, sparsity: f64) -> f32 {
-        let t = last as f64;
-        let t = if sparsity < self.target {
-            t * self.decay
-        } else if sparsity > self.target {
-            t / self.decay
-        } else {
-            t
-        };
-        clamp(t)
+        steer(last, sparsity, (self.target, self.target), self.decay)
     }
     fn describe(&self) -> String {
         format!(
@@ -151,8 +140,18 @@ impl ThresholdAlgorithm for TargetSparsityThreshold {
     }
 }
 
-/// Keeps τ a normal positive f32 whatever the sequence of steps.
-fn clamp(t: f64) -> f32 {
+/// τ × `decay` when fewer than `band.0` of the values were sent (send more), τ ÷ `decay` when
+/// more than `band.1` were (send fewer), τ otherwise; kept a normal positive f32 whatever the
+/// sequence of steps.
+fn steer(last: f32, sparsity: f64, band: (f64, f64), decay: f64) -> f32 {
+    let t = last as f64;
+    let t = if sparsity < band.0 {
+        t * decay
+    } else if sparsity > band.1 {
+        t / decay
+    } else {
+        t
+    };
     t.clamp(f32::MIN_POSITIVE as f64, 1e30) as f32
 }
 

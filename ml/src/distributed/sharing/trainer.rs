@@ -114,22 +114,13 @@ impl Trainer {
             }
             let t = Instant::now();
             let batch = source.next_batch()?;
-            let mut rec = StepRecord {
+            let mut rec = StepRecord::begin(
                 worker,
-                epoch: self.epoch,
-                step: s,
+                self.epoch,
+                s,
                 start_us,
-                data_wait_us: t.elapsed().as_micros() as u64,
-                compute_us: 0,
-                optimizer_us: 0,
-                comm_us: 0,
-                peer_wait_us: 0,
-                examples: 0,
-                loss: 0.0,
-                bytes_sent: 0,
-                bytes_received: 0,
-                sharing: None,
-            };
+                t.elapsed().as_micros() as u64,
+            );
             let mut loss = 0f32;
             if let Some(b) = &batch {
                 let t = Instant::now();
@@ -229,11 +220,7 @@ impl Trainer {
                 summary.message_bytes += enc.bytes.len() as u64;
                 ex.post_own(enc.bytes, &enc.header)?;
             }
-            let after = task.comm_stats();
-            rec.comm_us = (after.busy - before.busy).as_micros() as u64;
-            rec.peer_wait_us = (after.waited - before.waited).as_micros() as u64;
-            rec.bytes_sent = after.bytes_sent - before.bytes_sent;
-            rec.bytes_received = after.bytes_received - before.bytes_received;
+            rec.set_comm(&before, &task.comm_stats());
             sharing.duplicates = ex.duplicates - dups_before;
             rec.sharing = Some(sharing);
             if let Some(b) = &batch {
