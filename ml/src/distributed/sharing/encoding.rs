@@ -238,10 +238,10 @@ pub fn decode_add(bytes: &[u8], len: usize, target: &mut [f32]) -> Result<Header
             h.len
         )));
     }
-    let mut zeroed = bytes[..HEADER_BYTES].to_vec();
-    zeroed[32..36].fill(0);
+    // The CRC was computed with its own field as 0.
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&zeroed);
+    hasher.update(&bytes[..32]);
+    hasher.update(&[0; 4]);
     hasher.update(&bytes[HEADER_BYTES..]);
     if hasher.finalize() != u32_at(bytes, 32) {
         return Err(corrupt(

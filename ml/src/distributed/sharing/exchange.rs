@@ -176,6 +176,17 @@ impl<'t> Exchange<'t> {
             }
             .into());
         }
+        if h.step < self.first {
+            return Err(SharingError::Routing {
+                from: h.worker,
+                via,
+                reason: format!(
+                    "an update of step {} but this epoch exchanges from step {}",
+                    h.step, self.first
+                ),
+            }
+            .into());
+        }
         if h.worker as usize == self.me {
             return Err(SharingError::Routing {
                 from: h.worker,
@@ -197,17 +208,6 @@ impl<'t> Exchange<'t> {
     }
 
     fn admit(&mut self, origin: usize, bytes: Vec<u8>, h: &Header) -> Result<()> {
-        if h.step < self.first {
-            return Err(SharingError::Routing {
-                from: h.worker,
-                via: origin,
-                reason: format!(
-                    "an update of step {} but this epoch exchanges from step {}",
-                    h.step, self.first
-                ),
-            }
-            .into());
-        }
         if self.is_duplicate(h) {
             self.duplicates += 1;
             return Ok(());
