@@ -6,9 +6,14 @@
 #   ember sharing               adaptive threshold (DL4J's defaults), synchronous
 #   ember sharing staleness 2   workers may run 2 steps ahead of the slowest
 #   ember sharing warmup/mask   (MLP only) 100 dense warm-up steps; momentum factor masking (DGC)
+#   ember sharing [staleness 2] momentum 0.9   the same at the dense runs' momentum, for reference
 #   pytorch ddp allreduce|fp16|powersgd   benches/pytorch/ddp_bench.py --hook ...
-# All train with batch 128 in total, SGD momentum 0.9 at the same learning rate, over the 60,000
-# training images for EPOCHS epochs, then measure the test accuracy. Printed per model: samples/s,
+# All train with batch 128 in total and SGD at the same learning rate over the 60,000 training
+# images for EPOCHS epochs, then measure the test accuracy. Dense runs (Ember dp, PyTorch) use
+# momentum 0.9; sharing runs SHARING_BENCH_MOMENTUM (0.8): the residual and staleness delay part
+# of every update, which adds momentum of its own (see SharedGradients' docs and
+# benches/README.md), so sharing is run at the momentum it is meant to be used with, and at 0.9
+# beside it. Printed per model: samples/s,
 # test accuracy and its difference from Ember dp (target: sharing within 0.3 points), bytes each
 # worker sends per step after the first epoch and how many times fewer than Ember dp (target:
 # at least 300x fewer).
@@ -26,6 +31,7 @@
 #                           first use from PyPI, several GB: never in CI)
 #   SHARING_BENCH_MODELS    models to run (default "mlp lenet")
 #   SHARING_BENCH_LR        learning rate of every run (default 0.05)
+#   SHARING_BENCH_MOMENTUM  SGD momentum of the sharing runs (default 0.8; dense runs use 0.9)
 #   SHARING_BENCH_THROTTLE  1 (default) to run the throttled section, 0 to skip it
 #   THROTTLE_EPOCHS         epochs of the throttled runs (default 2)
 #   SHARING_BENCH_OUT       where the results go (default benches/results/sharing-latest.txt)
@@ -40,6 +46,7 @@ MNIST_DIR="${1:-data/mnist}"
 EPOCHS="${2:-5}"
 MODELS="${SHARING_BENCH_MODELS:-mlp lenet}"
 LR="${SHARING_BENCH_LR:-0.05}"
+SM="${SHARING_BENCH_MOMENTUM:-0.8}"
 THROTTLE="${SHARING_BENCH_THROTTLE:-1}"
 TEPOCHS="${THROTTLE_EPOCHS:-2}"
 CACHE="${EMBER_BENCH_CACHE:-$HOME/.cache/ember-bench}"
@@ -95,17 +102,21 @@ for model in $MODELS; do
     common=(--data "$MNIST_DIR" --model "$model" --epochs "$EPOCHS" --lr "$LR" --json
             --workers 2 --threads 1)
     export EMBER_ML_THREADS=1 OMP_NUM_THREADS=1
-    run_one "$model|ember dp" "$EMBER" "${common[@]}" --master dp
-    run_one "$model|ember sharing" "$EMBER" "${common[@]}" --master sharing
+    run_one "$model|ember dp" "$EMBER" "${common[@]}" --master dp --momentum 0.9
+    run_one "$model|ember sharing" "$EMBER" "${common[@]}" --master sharing --momentum "$SM"
     run_one "$model|pytorch ddp allreduce" "${PY[@]}" --model "$model" --epochs "$EPOCHS"
     run_one "$model|ember sharing staleness 2" "$EMBER" "${common[@]}" --master sharing \
-        --staleness 2
+        --staleness 2 --momentum "$SM"
     run_one "$model|pytorch ddp fp16" "${PY[@]}" --model "$model" --epochs "$EPOCHS" --hook fp16
+    run_one "$model|ember sharing momentum 0.9" "$EMBER" "${common[@]}" --master sharing \
+        --momentum 0.9
+    run_one "$model|ember sharing staleness 2 momentum 0.9" "$EMBER" "${common[@]}" \
+        --master sharing --staleness 2 --momentum 0.9
     if [ "$model" = mlp ]; then
         run_one "$model|ember sharing warmup 100" "$EMBER" "${common[@]}" --master sharing \
-            --warmup 100
+            --warmup 100 --momentum "$SM"
         run_one "$model|ember sharing masking" "$EMBER" "${common[@]}" --master sharing \
-            --masking
+            --masking --momentum "$SM"
     fi
     run_one "$model|pytorch ddp powersgd" "${PY[@]}" --model "$model" --epochs "$EPOCHS" \
         --hook powersgd
@@ -121,9 +132,9 @@ if [ "$THROTTLE" = 1 ]; then
         in_ns=(ip netns exec "$NS" env EMBER_ML_THREADS=1 OMP_NUM_THREADS=1)
         common=(--data "$MNIST_DIR" --model mlp --epochs "$TEPOCHS" --lr "$LR" --json --threads 1)
         run_one "throttled|ember dp" "${in_ns[@]}" "$SUBMIT" -n 2 -w 1 -- "$EMBER" \
-            "${common[@]}" --master dp
+            "${common[@]}" --master dp --momentum 0.9
         run_one "throttled|ember sharing" "${in_ns[@]}" "$SUBMIT" -n 2 -w 1 -- "$EMBER" \
-            "${common[@]}" --master sharing
+            "${common[@]}" --master sharing --momentum "$SM"
         run_one "throttled|pytorch ddp allreduce" "${in_ns[@]}" "${PY[@]}" --model mlp \
             --epochs "$TEPOCHS"
         run_one "throttled|pytorch ddp powersgd" "${in_ns[@]}" "${PY[@]}" --model mlp \
@@ -135,11 +146,11 @@ fi
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load average after:  $LOAD_AFTER"
 
-"$VENV/bin/python" - "$LINES" "$NOTES" "$EPOCHS" "$LR" "$THROTTLED" "$TEPOCHS" >"$OUT/table.txt" <<'PY'
+"$VENV/bin/python" - "$LINES" "$NOTES" "$EPOCHS" "$LR" "$THROTTLED" "$TEPOCHS" "$SM" >"$OUT/table.txt" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 notes = [l.rstrip("\n") for l in open(sys.argv[2]) if l.strip()]
-epochs, lr, throttled, tepochs = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+epochs, lr, throttled, tepochs, sm = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
 
 def later_bytes(r):
     if r.get("framework") == "ember":
@@ -151,8 +162,8 @@ def human(b):
         return "-"
     return f"{b/1e6:.2f} MB" if b >= 1e6 else f"{b/1e3:.1f} kB" if b >= 1e3 else f"{b:.0f} B"
 
-print(f"Gradient sharing on MNIST, batch 128 in total over 2 workers, SGD momentum 0.9 lr {lr}, "
-      f"{epochs} epochs per run")
+print(f"Gradient sharing on MNIST, batch 128 in total over 2 workers, SGD lr {lr}, "
+      f"{epochs} epochs per run; momentum 0.9 for dense runs, {sm} for sharing runs unless named")
 groups = []
 for r in rows:
     g = r["label"].split("|")[0]

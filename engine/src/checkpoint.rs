@@ -4,10 +4,15 @@
 //!
 //! Checkpoint data is stored under `<dir>/rdd-<fingerprint>/part-NNNNN` with a `_SUCCESS`
 //! marker written last. The fingerprint hashes the lineage (each node's id, operation, call site
-//! and partition count, and its dependencies, recursively), so an application restarted after
-//! a crash that builds the same lineage finds its earlier checkpoints and reads them instead of
-//! recomputing. The fingerprint describes the computation, not input data: after changing input
-//! files, clear the checkpoint directory.
+//! and partition count, and its dependencies, recursively) and what each source reads: its input
+//! files' URLs, sizes and versions (modification time, ETag), the hash of parallelized data, a
+//! range's bounds, a reader's options. An application restarted after a crash that builds the
+//! same lineage over the same data finds its earlier checkpoints and reads them instead of
+//! recomputing; a run over changed input data computes anew.
+//!
+//! What the fingerprint cannot see are the values a closure captures (`map(move |x| x * k)`
+//! with another `k`): a program whose closures depend on arguments should give each run its own
+//! checkpoint directory.
 //!
 //! The directory is a local path (files are streamed to disk, then renamed) or any storage URL
 //! (`s3://`, `memory://`, `hdfs://`...: each partition is encoded and written in one PUT, and the
@@ -52,8 +57,9 @@ pub(crate) enum CheckpointState<T: 'static> {
 /// The per-node checkpoint cell.
 pub(crate) type CheckpointCell<T> = RefCell<CheckpointState<T>>;
 
-/// A stable hash of `rdd`'s lineage (see the module docs).
-pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> u64 {
+/// A stable hash of `rdd`'s lineage and sources (see the module docs); fails when a source's
+/// inputs cannot be listed.
+pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> Result<u64> {
     // The text a recursive description would write, built with an explicit stack (lineages can
     // be thousands of steps deep): `(id op site partitions` then, the first time a node is
     // met, each dependency's label and description, then `)`.
@@ -82,6 +88,9 @@ pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> u64 {
             site.column(),
             rdd.num_partitions()
         ));
+        if let Some(version) = rdd.source_version()? {
+            text.push_str(&format!(" [{version}]"));
+        }
         stack.push(Step::Text(")".into()));
         if seen.insert(rdd.id()) {
             let mut next = Vec::new();
@@ -105,7 +114,7 @@ pub(crate) fn fingerprint(rdd: &Rc<dyn RddBase>) -> u64 {
             stack.extend(next.into_iter().rev());
         }
     }
-    twox_hash::XxHash3_64::oneshot(text.as_bytes())
+    Ok(twox_hash::XxHash3_64::oneshot(text.as_bytes()))
 }
 
 /// Where checkpoint files live: a local directory, or an object-store URL.
@@ -271,7 +280,7 @@ impl<T: Data> Rdd<T> {
             })?;
         let config = self.context().conf().storage_config();
         check_writable(&root, &config)?;
-        let dir = root.join(format!("rdd-{:016x}", fingerprint(&self.base())));
+        let dir = root.join(format!("rdd-{:016x}", fingerprint(&self.base())?));
         let mut state = self.node.checkpoint.borrow_mut();
         if matches!(*state, CheckpointState::Done { .. }) {
             return Ok(());

@@ -313,10 +313,11 @@ impl Context {
     #[track_caller]
     pub fn whole_text_files(&self, path: impl AsRef<Path>) -> Result<Rdd<(String, String)>> {
         let config = self.conf().storage_config();
-        let files = ember_storage::list_inputs(&path.as_ref().to_string_lossy(), &config)?;
+        let pattern = path.as_ref().to_string_lossy().into_owned();
+        let files = ember_storage::list_inputs(&pattern, &config)?;
         let urls: Vec<String> = files.iter().map(|f| f.url().to_string()).collect();
         let lossy = self.conf().get("ember.text.invalidUtf8") == Some("lossy");
-        let source = crate::rdd::formats::WholeFiles::new(urls, config, lossy);
+        let source = crate::rdd::formats::WholeFiles::new(pattern, urls, config, lossy);
         Ok(Rdd::from_source(self, "whole_text_files", source))
     }
 

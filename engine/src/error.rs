@@ -58,8 +58,12 @@ pub enum EngineError {
         /// The operating system's message.
         message: String,
     },
-    /// A text line that is not valid UTF-8 (use a lossy text source to replace bad bytes).
-    #[error("invalid UTF-8 in {path} at byte offset {offset}")]
+    /// A text line that is not valid UTF-8; `ember.text.invalidUtf8=lossy` replaces bad bytes
+    /// instead.
+    #[error(
+        "invalid UTF-8 in {path} at byte offset {offset} (set ember.text.invalidUtf8=lossy to \
+         read bad bytes as U+FFFD instead)"
+    )]
     InvalidUtf8 {
         /// The file.
         path: PathBuf,

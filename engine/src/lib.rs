@@ -68,7 +68,7 @@ pub use task::{current_task, current_worker, TaskContext};
 pub mod prelude {
     pub use crate::{
         run, run_all, Accumulator, Broadcast, Conf, Context, EngineError, HashPartitioner, Rdd,
-        SizeOf, StorageLevel,
+        SaveMode, SizeOf, StorageLevel,
     };
 }
 

@@ -1,11 +1,13 @@
 //! Checkpoints: written by a second job after the next action, lineage cut afterwards, reused by
-//! a restarted application with the same lineage, and a non-writable directory is an error
-//! naming it at `checkpoint()` time.
+//! a restarted application with the same lineage over the same data (and not over changed input
+//! files, parallelized data or range bounds), and a non-writable directory is an error naming it
+//! at `checkpoint()` time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ember_engine::prelude::*;
+use ember_engine::{Batch, CsvOptions};
 
 fn conf() -> Conf {
     Conf::new().with("ember.master", "local[2]").unwrap()
@@ -191,4 +193,145 @@ fn persisted_checkpoint_is_computed_once() {
         100,
         "the checkpoint job read the cache"
     );
+}
+
+/// Which source [`sourced_run`] reads.
+#[derive(Clone)]
+enum Source {
+    Text(std::path::PathBuf),
+    Csv(std::path::PathBuf),
+    Data(Vec<i64>),
+    Range(i64),
+}
+
+/// One application run over `source`: its numbers summed by key after a shuffle, checkpointed
+/// in `dir`. Returns the sums and whether an earlier checkpoint was reused. Every run builds
+/// the same lineage from the same call sites, as a restarted program does.
+fn sourced_run(dir: std::path::PathBuf, source: Source) -> (Vec<(i64, i64)>, bool) {
+    ember_engine::run(conf(), move |ctx| {
+        ctx.set_checkpoint_dir(&dir).unwrap();
+        let numbers: Rdd<i64> = match &source {
+            Source::Text(p) => ctx
+                .text_file(p, 2)
+                .unwrap()
+                .map(|l: String| l.trim().parse::<i64>().unwrap()),
+            Source::Csv(p) => ctx
+                .csv(&p.to_string_lossy(), CsvOptions::default())
+                .unwrap()
+                .flat_map(|b: Batch| {
+                    let col = b.0.column(0).clone();
+                    let ints = col
+                        .as_any()
+                        .downcast_ref::<ember_storage::arrow_array::Int64Array>()
+                        .expect("an Int64 column")
+                        .clone();
+                    ints.values().to_vec()
+                }),
+            Source::Data(v) => ctx.parallelize(v.clone(), 3).unwrap(),
+            Source::Range(n) => ctx.range(0, *n, 1, 3).unwrap(),
+        };
+        let sums = numbers.map(|x| (x % 3, x)).reduce_by_key(|a, b| a + b);
+        sums.checkpoint().unwrap();
+        let reused = sums.is_checkpointed();
+        let mut out = sums.collect().unwrap();
+        out.sort();
+        (out, reused)
+    })
+    .unwrap()
+}
+
+fn sums_of(values: &[i64]) -> Vec<(i64, i64)> {
+    let mut m = std::collections::BTreeMap::new();
+    for &x in values {
+        *m.entry(x % 3).or_insert(0) += x;
+    }
+    m.into_iter().collect()
+}
+
+fn write_numbers(path: &std::path::Path, header: bool, values: &[i64]) {
+    let mut text = if header {
+        "n\n".to_string()
+    } else {
+        String::new()
+    };
+    for v in values {
+        text.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn checkpoint_is_not_reused_over_changed_input_files() {
+    for csv in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = tempfile::tempdir().unwrap();
+        let file = input.path().join(if csv { "n.csv" } else { "n.txt" });
+        let source = |p: &std::path::Path| {
+            if csv {
+                Source::Csv(p.to_path_buf())
+            } else {
+                Source::Text(p.to_path_buf())
+            }
+        };
+        let first: Vec<i64> = (100..200).collect();
+        write_numbers(&file, csv, &first);
+        let (a, reused) = sourced_run(dir.path().into(), source(input.path()));
+        assert_eq!(a, sums_of(&first));
+        assert!(!reused);
+        // The same program over the same files reuses the checkpoint.
+        let (b, reused) = sourced_run(dir.path().into(), source(input.path()));
+        assert!(reused, "same input: reused");
+        assert_eq!(b, a);
+
+        // The same file rewritten with other numbers of the same total length.
+        let second: Vec<i64> = (100..200)
+            .map(|x| if x < 150 { x + 50 } else { x })
+            .collect();
+        assert_ne!(sums_of(&second), sums_of(&first));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_numbers(&file, csv, &second);
+        let (c, reused) = sourced_run(dir.path().into(), source(input.path()));
+        assert!(
+            !reused,
+            "csv={csv}: a rewritten input must not reuse the old checkpoint"
+        );
+        assert_eq!(c, sums_of(&second), "csv={csv}");
+
+        // A file added to the input directory.
+        let extra = input.path().join(if csv { "m.csv" } else { "m.txt" });
+        write_numbers(&extra, csv, &[1000, 1001]);
+        let (d, reused) = sourced_run(dir.path().into(), source(input.path()));
+        assert!(
+            !reused,
+            "csv={csv}: an added file must not reuse the old checkpoint"
+        );
+        let mut all = second.clone();
+        all.extend([1000, 1001]);
+        assert_eq!(d, sums_of(&all), "csv={csv}");
+    }
+}
+
+#[test]
+fn checkpoint_is_not_reused_over_other_data_or_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<i64> = (0..50).collect();
+    let (a, reused) = sourced_run(dir.path().into(), Source::Data(data.clone()));
+    assert!(!reused);
+    assert_eq!(a, sums_of(&data));
+    let (_, reused) = sourced_run(dir.path().into(), Source::Data(data.clone()));
+    assert!(reused, "the same parallelized data reuses the checkpoint");
+    let mut other = data.clone();
+    other[7] = 700;
+    let (b, reused) = sourced_run(dir.path().into(), Source::Data(other.clone()));
+    assert!(!reused, "one element changed: computed anew");
+    assert_eq!(b, sums_of(&other));
+
+    let (c, reused) = sourced_run(dir.path().into(), Source::Range(40));
+    assert!(!reused);
+    assert_eq!(c, sums_of(&(0..40).collect::<Vec<_>>()));
+    let (d, reused) = sourced_run(dir.path().into(), Source::Range(41));
+    assert!(!reused, "another bound: computed anew");
+    assert_eq!(d, sums_of(&(0..41).collect::<Vec<_>>()));
+    let (_, reused) = sourced_run(dir.path().into(), Source::Range(41));
+    assert!(reused);
 }

@@ -340,19 +340,23 @@ fn parquet_and_arrow_round_trips_keep_keys_and_rows_and_predict_as_in_memory() {
         let keyed = keyed_rdd(ctx, &r)?;
         let in_memory = dist.predict_with_key(&keyed, 64)?.collect()?;
         let mut outputs = Vec::new();
+        let columns = || FeatureColumns::Columns((0..FEATURES).map(|c| format!("f{c}")).collect());
         for (arrow, features, name) in [
             (false, FeatureColumns::List("pixels".into()), "list"),
-            (
-                false,
-                FeatureColumns::Columns((0..FEATURES).map(|c| format!("f{c}")).collect()),
-                "columns",
-            ),
+            (false, columns(), "columns"),
             (true, FeatureColumns::List("pixels".into()), "arrow"),
+            // Keys named in another order than the file's: the scan returns them as named.
+            (false, columns(), "keys-reordered"),
         ] {
             let input = format!("{base}/in-{name}");
             let output = format!("{base}/out-{name}");
             write_rows(ctx, &r, &input, arrow)?;
-            let spec = ColumnarPrediction::new(&["id", "tag"], features)
+            let keys: &[&str] = if name == "keys-reordered" {
+                &["tag", "id"]
+            } else {
+                &["id", "tag"]
+            };
+            let spec = ColumnarPrediction::new(keys, features)
                 .with_options(EvalOptions::default().batch_size(100));
             if arrow {
                 dist.predict_arrow(&input, &output, &spec, SaveMode::ErrorIfExists)?;

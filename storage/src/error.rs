@@ -76,6 +76,20 @@ pub enum StorageError {
         #[source]
         source: object_store::Error,
     },
+    /// A local path that is neither a regular file nor a directory (a named pipe, a socket, a
+    /// device). Ember splits its inputs by byte ranges and re-reads them to recover lost
+    /// partitions, which a stream cannot give; opening a pipe would also block until a writer
+    /// comes.
+    #[error(
+        "{url} is a {kind}: Ember reads regular files and directories only (inputs are split by \
+         byte range and re-read on recovery); copy the stream to a file first"
+    )]
+    NotARegularFile {
+        /// The path's URL.
+        url: String,
+        /// What it is: `named pipe`, `socket`, `character device` or `block device`.
+        kind: &'static str,
+    },
     /// A local I/O error.
     #[error("I/O error on {url}: {source}")]
     Io {
@@ -93,8 +107,11 @@ pub enum StorageError {
         /// The bound that was exceeded.
         after: Duration,
     },
-    /// Text that is not valid UTF-8 (use the lossy mode to replace bad bytes instead).
-    #[error("invalid UTF-8 in {url} at byte offset {offset}")]
+    /// Text that is not valid UTF-8 (`Utf8Mode::Lossy` replaces bad bytes instead).
+    #[error(
+        "invalid UTF-8 in {url} at byte offset {offset} (read with Utf8Mode::Lossy to get bad \
+         bytes as U+FFFD instead)"
+    )]
     InvalidUtf8 {
         /// The URL.
         url: String,

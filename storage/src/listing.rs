@@ -80,6 +80,9 @@ fn relative<'a>(dir: &Location, obj: &'a Location) -> &'a str {
 
 /// The committed or visible files of a directory (rules in the module docs).
 pub fn list_directory(dir: &Location) -> Result<Vec<ObjectInfo>> {
+    if let Some(path) = dir.local_path() {
+        refuse_special_files(dir, &path)?;
+    }
     let all = dir.list_recursive()?;
     if all.is_empty() {
         return Ok(all);
@@ -120,6 +123,35 @@ pub fn list_directory(dir: &Location) -> Result<Vec<ObjectInfo>> {
         .into_iter()
         .filter(|o| !is_hidden(relative(dir, &o.location)))
         .collect())
+}
+
+/// Fails on the first visible pipe, socket or device below a local directory: the object store's
+/// listing skips them, so a directory of pipes would otherwise read as empty without a word.
+fn refuse_special_files(dir: &Location, path: &std::path::Path) -> Result<()> {
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(['_', '.']) {
+                continue;
+            }
+            let p = entry.path();
+            if let Some(kind) = crate::location::special_kind(&p) {
+                let rel = p.strip_prefix(path).unwrap_or(&p).to_string_lossy();
+                return Err(StorageError::NotARegularFile {
+                    url: dir.child(&rel).url().to_string(),
+                    kind,
+                });
+            }
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Expands one or more inputs (comma-separated) into files: objects, directories and globs.
@@ -190,10 +222,7 @@ fn list_one(url: &str, config: &StorageConfig) -> Result<Vec<ObjectInfo>> {
             return list_directory(&loc);
         }
         return match loc.head() {
-            Ok(meta) => Ok(vec![ObjectInfo {
-                size: meta.size,
-                location: loc,
-            }]),
+            Ok(meta) => Ok(vec![ObjectInfo::from_meta(loc, &meta)]),
             Err(e) if e.is_not_found() || loc.local_path().is_some_and(|p| p.is_dir()) => {
                 list_directory(&loc)
             }

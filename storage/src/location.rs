@@ -224,13 +224,17 @@ impl Location {
             }
         };
         let base = format!("{}://{}", parts.scheme, parts.authority);
-        Ok(Location {
+        let location = Location {
             url: parts.url(),
             base,
             kind,
             store,
             path: object_path(&parts.path),
-        })
+        };
+        if let Some(path) = location.local_path() {
+            check_not_special(&path, location.url())?;
+        }
+        Ok(location)
     }
 
     /// The normalized URL.
@@ -283,6 +287,36 @@ impl Location {
     /// The final path segment (file name).
     pub fn file_name(&self) -> &str {
         self.path.filename().unwrap_or("")
+    }
+}
+
+/// What a local path is when it is neither a regular file nor a directory (see
+/// [`StorageError::NotARegularFile`]); `None` for those and for paths that do not exist.
+pub(crate) fn special_kind(path: &std::path::Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    // `metadata` stats without opening, so a pipe without a writer does not block it.
+    let t = std::fs::metadata(path).ok()?.file_type();
+    if t.is_fifo() {
+        Some("named pipe")
+    } else if t.is_socket() {
+        Some("socket")
+    } else if t.is_char_device() {
+        Some("character device")
+    } else if t.is_block_device() {
+        Some("block device")
+    } else {
+        None
+    }
+}
+
+/// Refuses a local path that is a pipe, socket or device.
+pub(crate) fn check_not_special(path: &std::path::Path, url: &str) -> Result<()> {
+    match special_kind(path) {
+        Some(kind) => Err(StorageError::NotARegularFile {
+            url: url.to_string(),
+            kind,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -8,16 +8,37 @@ use crate::error::{Result, StorageError};
 use crate::location::Location;
 use crate::runtime::block_on;
 
-/// One object found by a listing: its location and size.
+/// One object found by a listing: its location, size and version.
 #[derive(Clone, Debug)]
 pub struct ObjectInfo {
     /// The object's location.
     pub location: Location,
     /// Its size in bytes.
     pub size: u64,
+    /// What identifies this state of the object: its modification time (nanoseconds) and, where
+    /// the store gives them, its ETag and version id. A rewritten object gets a new one, so a
+    /// lineage fingerprint that includes it (checkpoints) notices changed input data.
+    pub version: String,
 }
 
 impl ObjectInfo {
+    /// The listing entry for `meta`, found under `location`'s store.
+    pub(crate) fn from_meta(location: Location, meta: &ObjectMeta) -> ObjectInfo {
+        let version = format!(
+            "{}/{}/{}",
+            meta.last_modified
+                .timestamp_nanos_opt()
+                .unwrap_or_else(|| meta.last_modified.timestamp_millis()),
+            meta.e_tag.as_deref().unwrap_or(""),
+            meta.version.as_deref().unwrap_or("")
+        );
+        ObjectInfo {
+            location,
+            size: meta.size,
+            version,
+        }
+    }
+
     /// The object's URL.
     pub fn url(&self) -> &str {
         self.location.url()
@@ -63,10 +84,7 @@ impl Location {
                 .map_err(|e| self.err(e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
-            .map(|m| ObjectInfo {
-                size: m.size,
-                location: self.with_path(m.location),
-            })
+            .map(|m| ObjectInfo::from_meta(self.with_path(m.location.clone()), &m))
             .collect();
         out.sort_by(|a, b| a.location.path().cmp(b.location.path()));
         Ok(out)

@@ -396,3 +396,72 @@ fn invalid_utf8_is_caught_in_every_split_layout() {
         );
     }
 }
+
+/// Runs `f` on another thread and fails the test if it has not returned within 20 s (a pipe
+/// opened for reading blocks until a writer comes: the bug this guards against).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("hung on a named pipe")
+}
+
+#[test]
+fn a_named_pipe_is_refused_naming_it_never_read_as_empty_or_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stream");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
+    let cfg = StorageConfig::new();
+
+    // The pipe itself, as a path and as a file:// URL: refused before anything opens it.
+    for url in [
+        fifo.to_string_lossy().into_owned(),
+        format!("file://{}", fifo.display()),
+    ] {
+        let c = cfg.clone();
+        let u = url.clone();
+        let err = within_20s(move || text_splits(&u, 2, &c).unwrap_err());
+        match &err {
+            StorageError::NotARegularFile { url: named, kind } => {
+                assert!(named.ends_with("/stream"), "{named}");
+                assert_eq!(*kind, "named pipe");
+            }
+            other => panic!("{url}: expected NotARegularFile, got {other}"),
+        }
+        assert!(
+            err.to_string().contains("copy the stream to a file"),
+            "{err}"
+        );
+    }
+    // A whole-file read of it.
+    let f = fifo.to_string_lossy().into_owned();
+    let c = cfg.clone();
+    let err = within_20s(move || {
+        ember_storage::Location::resolve(&f, &c)
+            .and_then(|l| l.read_all())
+            .unwrap_err()
+    });
+    assert!(matches!(err, StorageError::NotARegularFile { .. }), "{err}");
+
+    // A directory holding one: the listing would skip it silently, so it is refused too.
+    let d = dir.path().to_string_lossy().into_owned();
+    let c = cfg.clone();
+    let err = within_20s(move || ember_storage::list_inputs(&d, &c).unwrap_err());
+    match &err {
+        StorageError::NotARegularFile { url, .. } => assert!(url.ends_with("/stream"), "{url}"),
+        other => panic!("expected NotARegularFile, got {other}"),
+    }
+
+    // Hidden pipes (`_` or `.` names) are not inputs and do not stand in the way.
+    std::fs::rename(&fifo, dir.path().join("_stream")).unwrap();
+    let found = ember_storage::list_inputs(&dir.path().to_string_lossy(), &cfg).unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].url().ends_with("/a.txt"));
+}

@@ -110,11 +110,19 @@ type OpenPartition = dyn Fn(usize) -> ember_storage::Result<BatchIter>;
 pub(crate) struct BatchSource {
     partitions: usize,
     open: Rc<OpenPartition>,
+    /// The input as given and the read options, for [`Compute::source_version`].
+    url: String,
+    options: String,
+    config: StorageConfig,
 }
 
 impl Compute<Batch> for BatchSource {
     fn num_partitions(&self) -> usize {
         self.partitions
+    }
+    fn source_version(&self) -> Result<Option<String>> {
+        let files = crate::rdd::source::files_version(&self.url, &self.config)?;
+        Ok(files.map(|f| format!("{f} {}", self.options)))
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<Batch> {
         match (self.open)(split) {
@@ -138,14 +146,22 @@ impl Compute<Batch> for BatchSource {
 
 /// `whole_text_files`: one partition per file.
 pub(crate) struct WholeFiles {
+    /// The input as given, for [`Compute::source_version`].
+    pattern: String,
     urls: Vec<String>,
     config: StorageConfig,
     lossy: bool,
 }
 
 impl WholeFiles {
-    pub(crate) fn new(urls: Vec<String>, config: StorageConfig, lossy: bool) -> Self {
+    pub(crate) fn new(
+        pattern: String,
+        urls: Vec<String>,
+        config: StorageConfig,
+        lossy: bool,
+    ) -> Self {
         WholeFiles {
+            pattern,
             urls,
             config,
             lossy,
@@ -156,6 +172,9 @@ impl WholeFiles {
 impl Compute<(String, String)> for WholeFiles {
     fn num_partitions(&self) -> usize {
         self.urls.len()
+    }
+    fn source_version(&self) -> Result<Option<String>> {
+        crate::rdd::source::files_version(&self.pattern, &self.config)
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<(String, String)> {
         let url = &self.urls[split];
@@ -187,8 +206,23 @@ where
 }
 
 impl Context {
-    fn batch_source(&self, op: &str, partitions: usize, open: Rc<OpenPartition>) -> Rdd<Batch> {
-        Rdd::from_source(self, op, BatchSource { partitions, open })
+    #[track_caller]
+    fn batch_source(
+        &self,
+        op: &str,
+        input: (&str, String),
+        partitions: usize,
+        open: Rc<OpenPartition>,
+    ) -> Rdd<Batch> {
+        let (url, options) = input;
+        let source = BatchSource {
+            partitions,
+            open,
+            url: url.to_string(),
+            options,
+            config: self.conf().storage_config(),
+        };
+        Rdd::from_source(self, op, source)
     }
 
     /// Parquet files at `url` (a file, directory or glob): one partition per row group that the
@@ -206,12 +240,13 @@ impl Context {
         );
         let splits = Arc::new(plan.splits);
         let n = splits.len();
+        let scan_text = format!("{scan:?}");
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             Ok(batches(ember_storage::read_parquet_split(
                 &splits[i], &scan, &config,
             )?))
         });
-        Ok(self.batch_source("parquet", n, open))
+        Ok(self.batch_source("parquet", (url, scan_text), n, open))
     }
 
     /// CSV files at `url`, one partition per file; the schema is `opts.schema` or inferred from
@@ -226,7 +261,12 @@ impl Context {
         let files = ember_storage::list_inputs(url, &config)?;
         let urls: Vec<String> = files.iter().map(|f| f.url().to_string()).collect();
         let Some(first) = urls.first().cloned() else {
-            return Ok(self.batch_source("csv", 0, Rc::new(|_| Ok(empty_batches()))));
+            return Ok(self.batch_source(
+                "csv",
+                (url, format!("{opts:?}")),
+                0,
+                Rc::new(|_| Ok(empty_batches())),
+            ));
         };
         let (schema, header): (SchemaRef, Option<Vec<String>>) = match &opts.schema {
             Some(s) => (
@@ -243,6 +283,7 @@ impl Context {
             }
         };
         let n = urls.len();
+        let opts_text = format!("{opts:?}");
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             let mut reader = CsvReader::open(&urls[i], schema.clone(), &opts, &config)?;
             if let Some(names) = &header {
@@ -250,7 +291,7 @@ impl Context {
             }
             Ok(batches(reader))
         });
-        Ok(self.batch_source("csv", n, open))
+        Ok(self.batch_source("csv", (url, opts_text), n, open))
     }
 
     /// JSON-lines files at `url`, split at line ends like text; the schema is `opts.schema` or
@@ -263,13 +304,19 @@ impl Context {
         let files = ember_storage::list_inputs(url, &config)?;
         let splits = ember_storage::plan_splits(&files, self.default_parallelism(), &config)?;
         if files.is_empty() {
-            return Ok(self.batch_source("json_lines", 0, Rc::new(|_| Ok(empty_batches()))));
+            return Ok(self.batch_source(
+                "json_lines",
+                (url, format!("{opts:?}")),
+                0,
+                Rc::new(|_| Ok(empty_batches())),
+            ));
         }
         let schema: SchemaRef = match &opts.schema {
             Some(s) => s.clone(),
             None => ember_storage::infer_json_schema(url, &splits, &opts, &config)?,
         };
         let n = splits.len();
+        let opts_text = format!("{opts:?}");
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             Ok(batches(JsonLinesReader::open(
                 &splits[i],
@@ -278,7 +325,7 @@ impl Context {
                 &config,
             )?))
         });
-        Ok(self.batch_source("json_lines", n, open))
+        Ok(self.batch_source("json_lines", (url, opts_text), n, open))
     }
 
     /// Arrow IPC files at `url`, a few record batches per partition.
@@ -290,7 +337,7 @@ impl Context {
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             Ok(batches(ember_storage::read_ipc_split(&splits[i], &config)?))
         });
-        Ok(self.batch_source("arrow", n, open))
+        Ok(self.batch_source("arrow", (url, String::new()), n, open))
     }
 }
 

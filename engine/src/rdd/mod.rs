@@ -115,6 +115,10 @@ pub(crate) trait RddBase {
     /// The parent, when this node is a plain step of a chain: computed from its one parent by
     /// [`RddBase::apply_any`], and neither cached nor read from a written checkpoint.
     fn chain_link(&self) -> Option<Rc<dyn RddBase>>;
+    /// What a source's output depends on besides its lineage (its input files' sizes and
+    /// versions, its in-memory data, its parameters), part of the checkpoint fingerprint; `None`
+    /// for nodes that compute from their dependencies only.
+    fn source_version(&self) -> crate::error::Result<Option<String>>;
     /// [`RddNode::iterator`], type-erased (see [`deep`]).
     fn iterator_any(&self, split: usize, tc: &Rc<TaskContext>) -> deep::AnyIter;
     /// This node's step applied to its parent's erased iterator.
@@ -145,6 +149,11 @@ pub(crate) trait Compute<T> {
     /// Whether the node's tasks must run together as a barrier stage.
     fn is_barrier(&self) -> bool {
         false
+    }
+    /// See [`RddBase::source_version`]. Every source implements it: a checkpoint whose
+    /// fingerprint ignored a source's data would be reused over different data.
+    fn source_version(&self) -> crate::error::Result<Option<String>> {
+        Ok(None)
     }
     /// The one parent of a chain step, whose partition `split` this node computes partition
     /// `split` from with [`Compute::compute_from`].
@@ -277,6 +286,13 @@ impl<T: Data> RddBase for RddNode<T> {
     }
     fn chain_link(&self) -> Option<Rc<dyn RddBase>> {
         self.compute.chain_parent().filter(|_| self.plain())
+    }
+    fn source_version(&self) -> crate::error::Result<Option<String>> {
+        // A written checkpoint stands for the lineage it cut, which its directory names.
+        if let CheckpointState::Done { dir, .. } = &*self.checkpoint.borrow() {
+            return Ok(Some(format!("checkpoint {}", dir.display())));
+        }
+        self.compute.source_version()
     }
     fn iterator_any(&self, split: usize, tc: &Rc<TaskContext>) -> deep::AnyIter {
         Box::new(self.iterator(split, tc))

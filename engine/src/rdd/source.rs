@@ -3,7 +3,12 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use std::hash::Hasher;
+
+use ember_storage::StorageConfig;
+
 use crate::data::Data;
+use crate::error::{EngineError, Result};
 use crate::rdd::{BoxIter, Compute, SharedVecIter};
 use crate::task::TaskContext;
 
@@ -48,6 +53,52 @@ impl<T: Data> Compute<T> for ParallelCollection<T> {
     fn preferred_workers(&self, split: usize) -> Vec<usize> {
         self.locations.get(split).cloned().unwrap_or_default()
     }
+    fn source_version(&self) -> Result<Option<String>> {
+        // The data itself: a hash of its encoding (computed only when a checkpoint asks).
+        let mut h = HashWriter(twox_hash::XxHash3_64::new());
+        for slice in &self.slices {
+            bincode::serialize_into(&mut h, slice.as_slice()).map_err(|e| {
+                EngineError::Serialization(format!(
+                    "parallelized data, hashed for a checkpoint fingerprint: {e}"
+                ))
+            })?;
+        }
+        Ok(Some(format!(
+            "data {:016x} at {:?}",
+            h.0.finish(),
+            self.locations
+        )))
+    }
+}
+
+/// An `io::Write` that feeds a hasher.
+struct HashWriter(twox_hash::XxHash3_64);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The version of file inputs: every file `url` matches now, with its size and its store's
+/// version (modification time, ETag), hashed. Rewriting, adding or removing a file changes it.
+pub(crate) fn files_version(url: &str, config: &StorageConfig) -> Result<Option<String>> {
+    let files = ember_storage::list_inputs(url, config)?;
+    let mut h = twox_hash::XxHash3_64::new();
+    for f in &files {
+        h.write(f.url().as_bytes());
+        h.write_u64(f.size);
+        h.write(f.version.as_bytes());
+    }
+    Ok(Some(format!(
+        "files {url} {} {:016x}",
+        files.len(),
+        h.finish()
+    )))
 }
 
 /// `range`: the arithmetic sequence cut into contiguous partitions of nearly equal length.
@@ -101,6 +152,12 @@ impl RangeSource {
 }
 
 impl Compute<i64> for RangeSource {
+    fn source_version(&self) -> Result<Option<String>> {
+        Ok(Some(format!(
+            "range {} {} {}",
+            self.start, self.step, self.count
+        )))
+    }
     fn num_partitions(&self) -> usize {
         self.partitions
     }

@@ -17,6 +17,8 @@ use crate::task::TaskContext;
 
 /// A text source: one partition per split, each line turned into at most one element by `f`.
 pub(crate) struct TextFile<F> {
+    /// The input as given (files, directories, globs), for [`Compute::source_version`].
+    url: String,
     splits: Vec<Split>,
     config: StorageConfig,
     lossy: bool,
@@ -33,6 +35,7 @@ impl<F> TextFile<F> {
     ) -> Result<TextFile<F>> {
         let splits = text_splits(url, min_partitions, &config)?;
         Ok(TextFile {
+            url: url.to_string(),
             splits,
             config,
             lossy,
@@ -51,6 +54,9 @@ where
     }
     fn preferred_hosts(&self, split: usize) -> Vec<String> {
         self.splits[split].hosts.clone()
+    }
+    fn source_version(&self) -> Result<Option<String>> {
+        crate::rdd::source::files_version(&self.url, &self.config)
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
         let mode = if self.lossy {

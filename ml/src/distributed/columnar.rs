@@ -91,7 +91,7 @@ impl ColumnarPrediction {
     }
 
     /// Every column the job reads.
-    fn columns(&self) -> Vec<String> {
+    pub(crate) fn columns(&self) -> Vec<String> {
         let mut cols = self.keys.clone();
         for c in self.features.names() {
             if !cols.contains(&c) {
@@ -102,7 +102,7 @@ impl ColumnarPrediction {
     }
 
     /// Checks `schema` against the spec and a network taking `width` values per example.
-    fn plan(&self, schema: &Schema, input_shape: &[usize]) -> Result<Plan> {
+    pub(crate) fn plan(&self, schema: &Schema, input_shape: &[usize]) -> Result<Plan> {
         let width: usize = input_shape.iter().product();
         let available = || schema.fields().iter().map(|f| f.name().clone()).collect();
         let find = |name: &str, role: &'static str| {
@@ -193,7 +193,7 @@ enum Features {
 
 /// A spec checked against a schema: column indices.
 #[derive(Clone, Debug)]
-struct Plan {
+pub(crate) struct Plan {
     keys: Vec<usize>,
     features: Features,
     names: Vec<String>,
@@ -202,7 +202,7 @@ struct Plan {
 }
 
 /// The values of a numeric array as `f32`; a null names `column` and its row.
-fn numbers(a: &dyn Array, column: &str) -> Result<Vec<f32>> {
+pub(crate) fn numbers(a: &dyn Array, column: &str) -> Result<Vec<f32>> {
     if a.null_count() > 0 {
         let row = (0..a.len()).find(|&i| a.is_null(i)).unwrap_or(0);
         return Err(MlError::Shape(format!(
@@ -238,7 +238,7 @@ fn numbers(a: &dyn Array, column: &str) -> Result<Vec<f32>> {
 
 impl Plan {
     /// The batch's features, `rows * width` values in row order.
-    fn features(&self, b: &RecordBatch) -> Result<Vec<f32>> {
+    pub(crate) fn features(&self, b: &RecordBatch) -> Result<Vec<f32>> {
         let rows = b.num_rows();
         let mut out = Vec::with_capacity(rows * self.width);
         match &self.features {
@@ -389,13 +389,13 @@ impl DistributedNetwork {
     }
 }
 
-/// `schema` restricted to `columns`, in the schema's order (as the Parquet scan projects).
-fn project(schema: &SchemaRef, columns: &[String]) -> Schema {
+/// `schema` restricted to `columns`, in the order of `columns`: the order a Parquet scan's
+/// projection returns them in (`ParquetPlan::schema`), whatever their order in the file.
+pub(crate) fn project(schema: &SchemaRef, columns: &[String]) -> Schema {
     Schema::new(
-        schema
-            .fields()
+        columns
             .iter()
-            .filter(|f| columns.contains(f.name()))
+            .filter_map(|c| schema.field_with_name(c).ok())
             .cloned()
             .collect::<Vec<_>>(),
     )

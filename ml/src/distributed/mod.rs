@@ -9,7 +9,8 @@
 //!   PyTorch DDP's semantics) and [`ParameterAveraging`] (DL4J's, resident or one job per
 //!   round), and [`SharedGradients`] (DL4J's threshold-encoded gradient sharing, with bounded
 //!   staleness).
-//! - [`data`]: minibatch RDDs (sharded in-memory data, rows of any source, exported files).
+//! - [`data`]: minibatch RDDs (sharded in-memory data, rows of any source, exported files), and
+//!   [`parquet_minibatches`] / [`arrow_minibatches`] straight from columnar files.
 //! - [`stats`] and [`report`]: per worker and step timings, JSON lines, the HTML report.
 //! - [`checkpoint`]: saving and resuming training at a storage URL.
 //! - Evaluation and inference on the workers: [`DistributedNetwork::evaluate`] (any
@@ -25,6 +26,7 @@
 
 pub mod checkpoint;
 mod columnar;
+mod columnar_data;
 mod copies;
 pub mod data;
 mod evaluate;
@@ -41,6 +43,9 @@ pub mod sharing;
 pub mod stats;
 
 pub use columnar::{ColumnarPrediction, FeatureColumns};
+pub use columnar_data::{
+    arrow_minibatches, batches_to_minibatches, parquet_minibatches, ColumnarExamples, LabelColumns,
+};
 pub use copies::EvalOptions;
 pub use data::{export_minibatches, rows_to_minibatches, sharded_minibatches, Repartition};
 pub use inference_error::InferenceError;

@@ -20,6 +20,14 @@
 //!
 //! Updates are summed, not averaged, as DL4J does: with n workers each step applies up to n
 //! updates, so a learning rate tuned for one worker may need dividing by about n.
+//!
+//! **Momentum.** The residual holds back the small part of every update until it reaches τ, and
+//! staleness applies the other workers' updates steps late: both act as momentum of their own
+//! on top of the optimizer's (Mitliagkas et al. 2016, "Asynchrony begets momentum"). With SGD
+//! momentum, give sharing about 0.1 less than dense training uses. Measured on LeNet, MNIST, 2
+//! workers, 5 epochs, lr 0.05 (`benches/README.md`): dense data parallel reached 99.19% at
+//! momentum 0.9 (99.00% at 0.8); sharing at 0.9 reached 98.92% synchronously and 98.73% at
+//! staleness 2, at 0.8 99.13% and 99.14%.
 
 pub mod encoding;
 mod error;
