@@ -174,7 +174,7 @@ for g in groups:
     dense = next((r for r in mine if r["label"].endswith("|ember dp")), None)
     title = g if g != "throttled" else f"mlp, 100 Mbit/s loopback ({throttled}), {tepochs} epochs, 2 processes"
     print(f"\n{title}")
-    print(f"  {'configuration':34} {'samples/s':>10} {'test acc':>9} {'vs dp':>8} "
+    print(f"  {'configuration':40} {'samples/s':>10} {'test acc':>9} {'vs dp':>8} "
           f"{'bytes/step':>11} {'fewer':>9} {'staleness':>9}")
     for r in mine:
         name = r["label"].split("|", 1)[1]
@@ -184,7 +184,7 @@ for g in groups:
         db = later_bytes(dense) if dense else None
         fewer = "-" if not b or not db else f"{db/b:.0f}x"
         st = r.get("staleness_max", "-")
-        print(f"  {name:34} {r['samples_per_s']:>10.0f} {100*acc:>8.2f}% {diff:>8} {human(b):>11} "
+        print(f"  {name:40} {r['samples_per_s']:>10.0f} {100*acc:>8.2f}% {diff:>8} {human(b):>11} "
               f"{fewer:>9} {st!s:>9}")
     sharing = [r for r in mine if r["label"].split("|", 1)[1].startswith("ember sharing")]
     for r in sharing:

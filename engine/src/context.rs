@@ -321,6 +321,34 @@ impl Context {
         Ok(Rdd::from_source(self, "whole_text_files", source))
     }
 
+    /// This worker's memory budgets `(host, device)` in bytes (`ember.memory.storage`,
+    /// `ember.memory.device`): what cached blocks and [`Context::reserve_memory`] share. The same
+    /// on every worker of an application configured alike, so a check against it gives every
+    /// worker the same verdict.
+    pub fn memory_budget(&self) -> (u64, u64) {
+        let s = self.shared().blocks.settings();
+        (s.host_budget, s.device_budget)
+    }
+
+    /// Reserves `host` and `device` bytes on this worker for `what` (named in the error),
+    /// evicting this worker's least recently used cached blocks to make room (to disk for
+    /// `*_AND_DISK` levels, as memory pressure would). Fails when the budget cannot hold it even
+    /// with every evictable block gone. The bytes count until the reservation is dropped.
+    pub fn reserve_memory(
+        &self,
+        what: &str,
+        host: u64,
+        device: u64,
+    ) -> Result<crate::storage::MemoryReservation> {
+        crate::storage::MemoryReservation::new(
+            &self.shared().blocks,
+            self.worker_index(),
+            what,
+            host,
+            device,
+        )
+    }
+
     /// Shares `value` with every task, one copy per process. Worker 0's value is the one used.
     pub fn broadcast<T: Data>(&self, value: T) -> Result<Broadcast<T>> {
         let id = Self::bump(&self.inner.next_broadcast);

@@ -25,7 +25,35 @@
 //! .unwrap();
 //! assert_eq!(counts, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
 //! ```
-
+//!
+//! # Architecture
+//!
+//! Layers, lowest first. The transport, task and block layers import nothing from the scheduler
+//! or the context: what they need from above comes as arguments or small traits (a task fetches
+//! a cached block held elsewhere through [`task`]'s `BlockFetch`, which the scheduler implements
+//! over its stage mailbox). Datasets and the scheduler call each other: an action runs a job, and
+//! a job computes partitions by walking the lineage.
+//!
+//! | layer | modules | holds |
+//! |---|---|---|
+//! | values and settings | [`data`], [`config`], [`error`] | element bounds, keys and defaults, `EngineError` |
+//! | transport | `exchange`, `peers`, `network`, `launch` | all-to-all rounds over timely, peer liveness, cluster start-up |
+//! | tasks | [`task`], `watchdog`, [`accumulator`] | one attempt of one partition: errors, retries, held-back accumulator updates, slow-task reports |
+//! | blocks | [`storage`] | storage levels, sizes, the block codec, the per-process block manager and its budgets, memory reservations |
+//! | datasets | [`rdd`], [`shuffle`], [`checkpoint`], `lineage` | the lineage graph, narrow steps, shuffles, sources and formats, checkpoints |
+//! | scheduling | [`scheduler`] | stages, the one stage loop (map, result and barrier stages), locality, collectives, metrics |
+//! | driver API | [`context`], [`broadcast`] | the per-worker handle driver code runs against |
+//!
+//! The life of a job: driver code on every worker builds the same lineage through its
+//! [`Context`] (nothing runs yet). An action asks the [`scheduler`] to run a job: the lineage is
+//! cut into stages at shuffle dependencies, missing shuffle map stages run parents first, then
+//! the result stage. In each stage worker 0's coordinator hands tasks to free workers by
+//! locality (delay scheduling); every worker runs its tasks through [`task`], which computes the
+//! partition by walking the lineage ([`rdd`]), reading cached blocks from [`storage`] or
+//! fetching them from their holder, and shuffle outputs from [`shuffle`]. Results, shuffle data
+//! and block fetches travel through timely exchanges, so threads of one process and processes
+//! of a cluster take part the same way, and every worker returns the same answer.
+//!
 pub mod accumulator;
 pub mod broadcast;
 pub mod checkpoint;

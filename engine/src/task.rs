@@ -8,10 +8,51 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::accumulator::{AccUpdate, Pending};
-use crate::error::{EngineError, TaskFailure};
-use crate::scheduler::{BlockSource, RemoteRead};
+use crate::error::{EngineError, Result, TaskFailure};
 use crate::watchdog::Watchdog;
+
+/// Where a task got the cached block it read, if it read one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockSource {
+    /// From its own process's block manager.
+    Local,
+    /// Fetched from the worker holding it in another process.
+    Fetched,
+    /// Recomputed from lineage: held elsewhere but fetching was judged slower, or lost.
+    Recomputed,
+}
+
+impl BlockSource {
+    /// The name used in metrics and the event log.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockSource::Local => "local",
+            BlockSource::Fetched => "fetched",
+            BlockSource::Recomputed => "recomputed",
+        }
+    }
+}
+
+/// How a task reads a cached block held in another process: fetched from `from`, or (with
+/// `from: None`) recomputed from lineage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RemoteRead {
+    pub rdd: usize,
+    pub split: usize,
+    pub from: Option<usize>,
+}
+
+/// Fetches a cached block from the worker holding it in another process: `Ok(None)` when the
+/// holder no longer has it. The scheduler implements it over its stage mailbox and hands it to
+/// the task in [`TaskIo`], so the task and block layers need not know the scheduler.
+pub(crate) trait BlockFetch {
+    /// Block `id` from worker `holder`.
+    fn fetch_block(&self, holder: usize, id: (usize, usize)) -> Result<Option<Vec<u8>>>;
+}
 
 /// What a task read, over all its attempts, and the scheduler's plan for a cached block held in
 /// another process.
@@ -19,6 +60,8 @@ use crate::watchdog::Watchdog;
 pub(crate) struct TaskIo {
     /// Fetch or recompute the block held elsewhere (set by the scheduler at launch).
     pub remote: Option<RemoteRead>,
+    /// How to fetch it (set by the scheduler with `remote`).
+    pub fetch: Option<Rc<dyn BlockFetch>>,
     /// Bytes of cached blocks read from this process's block manager.
     pub bytes_local: Cell<u64>,
     /// Bytes of cached blocks fetched from another process.

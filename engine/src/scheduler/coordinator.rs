@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::rdd::RddBase;
+use crate::storage::BlockChange;
+use crate::task::RemoteRead;
 
 use super::events::Event;
 use super::locality::Placement;
-use super::mailbox::{BarrierLaunch, Mailbox, RemoteRead, SchedMsg};
+use super::mailbox::{BarrierLaunch, Mailbox, SchedMsg};
 use super::metrics::TaskMetrics;
 use super::progress::StageProgress;
-use super::registry::BlockChange;
 use super::stage::Launch;
 use super::task_set::TaskSet;
 

@@ -173,7 +173,16 @@ impl<I: Iterator> Iterator for Polling<I> {
 
 /// Fetches block `id` from worker `holder` in another process, serving this worker's own
 /// fetch requests while it waits. `Ok(None)` when the holder no longer has it.
-pub(crate) fn fetch_block(holder: usize, id: (usize, usize)) -> Result<Option<Vec<u8>>> {
+/// [`crate::task::BlockFetch`] over the stage mailbox registered on this thread.
+pub(crate) struct MailboxFetch;
+
+impl crate::task::BlockFetch for MailboxFetch {
+    fn fetch_block(&self, holder: usize, id: (usize, usize)) -> Result<Option<Vec<u8>>> {
+        fetch_block(holder, id)
+    }
+}
+
+fn fetch_block(holder: usize, id: (usize, usize)) -> Result<Option<Vec<u8>>> {
     let mailbox = CURRENT
         .with(|c| c.borrow().as_ref().map(|c| Rc::clone(&c.mailbox)))
         .ok_or_else(|| EngineError::InvalidArgument {

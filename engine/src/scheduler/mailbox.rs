@@ -11,20 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::exchange::Round;
-use crate::storage::BlockManager;
+use crate::storage::{BlockChange, BlockManager};
+use crate::task::RemoteRead;
 
 use super::locality::Locality;
 use super::metrics::TaskMetrics;
-use super::registry::BlockChange;
-
-/// How a task reads a cached block held in another process: fetched from `from`, or (with
-/// `from: None`) recomputed from lineage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct RemoteRead {
-    pub rdd: usize,
-    pub split: usize,
-    pub from: Option<usize>,
-}
 
 /// Bytes that serialize as one byte string (a copy), not element by element: the buffers of
 /// collectives, which can be tens of megabytes.

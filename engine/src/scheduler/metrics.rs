@@ -8,28 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locality::Locality;
 
-/// Where a task got the cached block it read, if it read one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BlockSource {
-    /// From its own process's block manager.
-    Local,
-    /// Fetched from the worker holding it in another process.
-    Fetched,
-    /// Recomputed from lineage: held elsewhere but fetching was judged slower, or lost.
-    Recomputed,
-}
-
-impl BlockSource {
-    /// The name used in metrics and the event log.
-    pub fn name(self) -> &'static str {
-        match self {
-            BlockSource::Local => "local",
-            BlockSource::Fetched => "fetched",
-            BlockSource::Recomputed => "recomputed",
-        }
-    }
-}
+pub use crate::task::BlockSource;
 
 /// One task's metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

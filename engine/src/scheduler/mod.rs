@@ -32,14 +32,13 @@ mod summary;
 mod task_set;
 
 pub use collective::{BarrierTask, CommStats, ReduceOp};
-pub(crate) use during_task::{fetch_block, Polling, TaskInput};
+pub(crate) use during_task::{Polling, TaskInput};
 pub(crate) use events::EventLog;
 pub use events::{read_event_log, Event, LogLine};
 pub(crate) use locality::Topology;
 pub use locality::{Locality, LocalityWaits};
-pub(crate) use mailbox::RemoteRead;
 pub use metrics::{last_job_stats, BlockSource, JobStats, StageStats, TaskMetrics};
-pub(crate) use registry::{BlockChange, BlockRegistry};
+pub(crate) use registry::BlockRegistry;
 pub(crate) use stage::StageRun;
 pub use summary::{summarize, JobSummary, LogSummary, StageSummary};
 

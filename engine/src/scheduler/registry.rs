@@ -6,20 +6,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::rdd::{first_parent, Dependency, Parent, RddBase};
+use crate::storage::BlockChange;
 
 use super::locality::{CachedBlock, Placement, Topology};
-
-/// A change to a worker's cached blocks, reported with the task that caused it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum BlockChange {
-    /// The worker now holds block `(rdd, partition)` of this many bytes.
-    Added(usize, usize, u64),
-    /// The worker no longer holds the block (evicted without a disk copy).
-    Removed(usize, usize),
-}
 
 #[derive(Debug, Clone, Default)]
 struct Held {

@@ -17,13 +17,13 @@ use crate::context::Context;
 use crate::error::TaskFailure;
 use crate::error::{EngineError, Result};
 use crate::rdd::{Dependency, RddBase};
-use crate::task::{run_task, TaskContext, TaskIo, TaskSuccess};
+use crate::task::{run_task, RemoteRead, TaskContext, TaskIo, TaskSuccess};
 
 use super::coordinator::Coordinator;
 use super::during_task::{self, set_current_barrier, CurrentGuard};
 use super::events::Event;
 use super::locality::Locality;
-use super::mailbox::{BarrierLaunch, Mailbox, RemoteRead, SchedMsg};
+use super::mailbox::{BarrierLaunch, Mailbox, SchedMsg};
 use super::metrics::{StageStats, TaskMetrics};
 
 /// A task handed to this worker.
@@ -249,6 +249,9 @@ impl StageRun {
     ) -> Result<std::result::Result<TaskSuccess<R>, TaskFailure>> {
         let io = Rc::new(TaskIo {
             remote: launch.remote,
+            fetch: launch.remote.map(|_| {
+                Rc::new(super::during_task::MailboxFetch) as Rc<dyn crate::task::BlockFetch>
+            }),
             ..TaskIo::default()
         });
         let started = Instant::now();

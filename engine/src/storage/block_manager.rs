@@ -14,16 +14,26 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Conf;
 use crate::error::{EngineError, Result};
 
 use super::codec::{BlockWriter, Codec, Finished};
 use super::level::StorageLevel;
 use super::report::{RddStorageInfo, StorageMetrics, StorageReport};
-use crate::scheduler::BlockChange;
 
 /// A block id: the RDD and the partition.
 pub(crate) type BlockId = (usize, usize);
+
+/// A change to a worker's cached blocks, reported with the task that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum BlockChange {
+    /// The worker now holds block `(rdd, partition)` of this many bytes.
+    Added(usize, usize, u64),
+    /// The worker no longer holds the block (evicted without a disk copy).
+    Removed(usize, usize),
+}
 
 /// Encodes a deserialized block into a writer: to a spill file when it is evicted, to memory
 /// when a task in another process fetches it.

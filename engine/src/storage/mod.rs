@@ -28,7 +28,7 @@ mod reservation;
 mod size;
 
 pub use block_manager::default_host_budget;
-pub(crate) use block_manager::BlockManager;
+pub(crate) use block_manager::{BlockChange, BlockManager};
 pub use level::StorageLevel;
 pub(crate) use persist::{read_or_compute, Sizer};
 pub use report::{human_bytes, RddStorageInfo, StorageMetrics, StorageReport};

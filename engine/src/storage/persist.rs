@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::data::Data;
 use crate::error::EngineError;
 use crate::rdd::{BoxIter, SharedVecIter};
-use crate::task::TaskContext;
+use crate::task::{BlockSource, TaskContext};
 
 use super::block_manager::{BlockId, BlockManager, Mem, Stored};
 use super::codec::{BlockIter, BlockWriter, ChunkReader, Codec, Finished, CHUNK_BYTES};
@@ -40,7 +40,11 @@ pub(crate) fn read_or_compute<T: Data>(
     }
     if let Some(plan) = tc.io.remote_for(id) {
         if let Some(holder) = plan.from {
-            match crate::scheduler::fetch_block(holder, id) {
+            let fetched = match &tc.io.fetch {
+                Some(f) => f.fetch_block(holder, id),
+                None => Ok(None),
+            };
+            match fetched {
                 Ok(Some(bytes)) => {
                     let len = bytes.len() as u64;
                     let location =
@@ -68,9 +72,7 @@ pub(crate) fn read_or_compute<T: Data>(
                 }
             }
         }
-        tc.io
-            .source
-            .set(Some(crate::scheduler::BlockSource::Recomputed));
+        tc.io.source.set(Some(BlockSource::Recomputed));
     }
     bm.record_miss(id);
     let store = Store {

@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use super::block_manager::BlockManager;
-use crate::context::Context;
 use crate::error::{EngineError, Result};
 
 /// Host and device bytes held against one worker's budgets until dropped (made by
-/// [`Context::reserve_memory`]). It can move to another thread of the process.
+/// `Context::reserve_memory`). It can move to another thread of the process.
 pub struct MemoryReservation {
     blocks: Arc<BlockManager>,
     worker: usize,
@@ -46,26 +45,21 @@ impl Drop for MemoryReservation {
     }
 }
 
-impl Context {
-    /// This worker's memory budgets `(host, device)` in bytes (`ember.memory.storage`,
-    /// `ember.memory.device`): what cached blocks and [`Context::reserve_memory`] share. The same
-    /// on every worker of an application configured alike, so a check against it gives every
-    /// worker the same verdict.
-    pub fn memory_budget(&self) -> (u64, u64) {
-        let s = self.shared().blocks.settings();
-        (s.host_budget, s.device_budget)
-    }
-
-    /// Reserves `host` and `device` bytes on this worker for `what` (named in the error),
-    /// evicting this worker's least recently used cached blocks to make room (to disk for
-    /// `*_AND_DISK` levels, as memory pressure would). Fails when the budget cannot hold it even
-    /// with every evictable block gone. The bytes count until the reservation is dropped.
-    pub fn reserve_memory(&self, what: &str, host: u64, device: u64) -> Result<MemoryReservation> {
-        let blocks = Arc::clone(&self.shared().blocks);
-        let worker = self.worker_index();
+impl MemoryReservation {
+    /// Reserves `host` and `device` bytes on `worker` for `what` (named in the error), evicting
+    /// the worker's least recently used cached blocks to make room (to disk for `*_AND_DISK`
+    /// levels, as memory pressure would). Fails when the budget cannot hold it even with every
+    /// evictable block gone. The bytes count until the reservation is dropped.
+    pub(crate) fn new(
+        blocks: &Arc<BlockManager>,
+        worker: usize,
+        what: &str,
+        host: u64,
+        device: u64,
+    ) -> Result<MemoryReservation> {
         // No RDD id is protected: usize::MAX is never one.
         if !blocks.reserve(worker, usize::MAX, host, device) {
-            let (host_budget, device_budget) = self.memory_budget();
+            let s = blocks.settings();
             return Err(EngineError::InvalidArgument {
                 operation: "reserve_memory".into(),
                 reason: format!(
@@ -74,13 +68,13 @@ impl Context {
                      it holds that cannot be evicted; raise the budget or ask for less",
                     super::human_bytes(host),
                     super::human_bytes(device),
-                    super::human_bytes(host_budget),
-                    human_or_unlimited(device_budget),
+                    super::human_bytes(s.host_budget),
+                    human_or_unlimited(s.device_budget),
                 ),
             });
         }
         Ok(MemoryReservation {
-            blocks,
+            blocks: Arc::clone(blocks),
             worker,
             host,
             device,
