@@ -16,7 +16,7 @@ mod common;
 use std::process::Command;
 use std::time::Instant;
 
-use ember::engine::storage::{human_bytes, pod, SizeOf};
+use ember::engine::blocks::{human_bytes, pod, SizeOf};
 use ember::prelude::*;
 use serde::{Deserialize, Serialize};
 

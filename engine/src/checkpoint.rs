@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use ember_storage::{Location, StorageConfig};
 
+use crate::blocks::codec::{BlockIter, BlockWriter, ChunkReader, Codec, Compression, Finished};
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::rdd::{BoxIter, Dependency, Rdd, RddBase, RddNode};
-use crate::storage::codec::{BlockIter, BlockWriter, ChunkReader, Codec, Compression, Finished};
 use crate::task::TaskContext;
 
 /// Where an RDD stands with respect to checkpointing.

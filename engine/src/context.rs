@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use timely::worker::Worker;
 
 use crate::accumulator::{AccSlot, AccUpdate, Accumulator, AccumulatorValue};
+use crate::blocks::{BlockManager, StorageReport};
 use crate::broadcast::Broadcast;
 use crate::config::Conf;
 use crate::data::Data;
@@ -21,7 +22,6 @@ use crate::rdd::source::{ParallelCollection, RangeSource};
 use crate::rdd::text::TextFile;
 use crate::rdd::Rdd;
 use crate::scheduler::{BlockRegistry, Event, EventLog, LocalityWaits, Topology};
-use crate::storage::{BlockManager, StorageReport};
 
 /// State shared by the worker threads of one process: shuffle outputs, cached blocks,
 /// broadcast values, and the flag that tells workers a peer has stopped.
@@ -339,8 +339,8 @@ impl Context {
         what: &str,
         host: u64,
         device: u64,
-    ) -> Result<crate::storage::MemoryReservation> {
-        crate::storage::MemoryReservation::new(
+    ) -> Result<crate::blocks::MemoryReservation> {
+        crate::blocks::MemoryReservation::new(
             &self.shared().blocks,
             self.worker_index(),
             what,

@@ -39,7 +39,7 @@
 //! | values and settings | [`data`], [`config`], [`error`] | element bounds, keys and defaults, `EngineError` |
 //! | transport | `exchange`, `peers`, `network`, `launch` | all-to-all rounds over timely, peer liveness, cluster start-up |
 //! | tasks | [`task`], `watchdog`, [`accumulator`] | one attempt of one partition: errors, retries, held-back accumulator updates, slow-task reports |
-//! | blocks | [`storage`] | storage levels, sizes, the block codec, the per-process block manager and its budgets, memory reservations |
+//! | blocks | [`blocks`] | storage levels, sizes, the block codec, the per-process block manager and its budgets, memory reservations |
 //! | datasets | [`rdd`], [`shuffle`], [`checkpoint`], `lineage` | the lineage graph, narrow steps, shuffles, sources and formats, checkpoints |
 //! | scheduling | [`scheduler`] | stages, the one stage loop (map, result and barrier stages), locality, collectives, metrics |
 //! | driver API | [`context`], [`broadcast`] | the per-worker handle driver code runs against |
@@ -49,12 +49,13 @@
 //! cut into stages at shuffle dependencies, missing shuffle map stages run parents first, then
 //! the result stage. In each stage worker 0's coordinator hands tasks to free workers by
 //! locality (delay scheduling); every worker runs its tasks through [`task`], which computes the
-//! partition by walking the lineage ([`rdd`]), reading cached blocks from [`storage`] or
+//! partition by walking the lineage ([`rdd`]), reading cached blocks from [`blocks`] or
 //! fetching them from their holder, and shuffle outputs from [`shuffle`]. Results, shuffle data
 //! and block fetches travel through timely exchanges, so threads of one process and processes
 //! of a cluster take part the same way, and every worker returns the same answer.
 //!
 pub mod accumulator;
+pub mod blocks;
 pub mod broadcast;
 pub mod checkpoint;
 pub mod config;
@@ -69,11 +70,11 @@ mod peers;
 pub mod rdd;
 pub mod scheduler;
 pub mod shuffle;
-pub mod storage;
 pub mod task;
 mod watchdog;
 
 pub use accumulator::{Accumulator, AccumulatorValue};
+pub use blocks::{MemoryReservation, SizeOf, StorageLevel, StorageReport};
 pub use broadcast::Broadcast;
 pub use config::{Conf, Master};
 pub use context::Context;
@@ -89,7 +90,6 @@ pub use scheduler::{
     ReduceOp, StageStats, TaskMetrics,
 };
 pub use shuffle::{HashPartitioner, Partitioner, RangePartitioner};
-pub use storage::{MemoryReservation, SizeOf, StorageLevel, StorageReport};
 pub use task::{current_task, current_worker, TaskContext};
 
 /// The names most programs need.

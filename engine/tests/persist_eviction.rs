@@ -1,7 +1,7 @@
 //! LRU eviction across RDDs and the device budget, checked with the block manager's accounting.
 
+use ember_engine::blocks::SizeOf;
 use ember_engine::prelude::*;
-use ember_engine::storage::SizeOf;
 
 /// 128 KiB of host bytes per element.
 fn blob(i: i64) -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! Every storage level against the uncached answers, with the block manager's own accounting:
 //! data three times the storage budget, two actions, budgets never exceeded.
 
+use ember_engine::blocks::{SizeOf, StorageReport};
 use ember_engine::prelude::*;
-use ember_engine::storage::{SizeOf, StorageReport};
 
 /// The report, taken before a barrier: peers that finish their driver code early drop their
 /// RDD handles (and blocks), so a report must be taken while every worker is still running.

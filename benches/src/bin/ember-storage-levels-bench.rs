@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ember_bench::protocol::{lr_point, LR_ITERATIONS, LR_POINTS, PARTITIONS};
-use ember_engine::storage::codec::{BlockWriter, ChunkReader, Codec, Compression, CHUNK_BYTES};
-use ember_engine::storage::{human_bytes, pod, SizeOf};
+use ember_engine::blocks::codec::{BlockWriter, ChunkReader, Codec, Compression, CHUNK_BYTES};
+use ember_engine::blocks::{human_bytes, pod, SizeOf};
 use ember_engine::{Conf, Context, EngineError, Rdd, StorageLevel};
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! `#[derive(SizeOf)]`: implements `ember_engine::storage::SizeOf` for a struct or enum by summing
+//! `#[derive(SizeOf)]`: implements `ember_engine::blocks::SizeOf` for a struct or enum by summing
 //! the heap and device bytes of its fields (the inline size comes from `size_of::<Self>()`).
 //!
 //! Fields of types without a `SizeOf` implementation can be skipped with `#[size_of(skip)]`
@@ -17,7 +17,7 @@ pub fn derive_size_of(input: TokenStream) -> TokenStream {
     let krate = crate_path(&input);
     for param in &mut input.generics.params {
         if let GenericParam::Type(t) = param {
-            t.bounds.push(parse_quote!(#krate::storage::SizeOf));
+            t.bounds.push(parse_quote!(#krate::blocks::SizeOf));
         }
     }
     let name = &input.ident;
@@ -62,7 +62,7 @@ pub fn derive_size_of(input: TokenStream) -> TokenStream {
         }
     };
     quote! {
-        impl #impl_generics #krate::storage::SizeOf for #name #ty_generics #where_clause {
+        impl #impl_generics #krate::blocks::SizeOf for #name #ty_generics #where_clause {
             const FLAT: bool = #flat;
             #[allow(unused_variables, clippy::let_and_return)]
             fn heap_bytes(&self) -> usize { #heap }
@@ -131,9 +131,9 @@ fn sums(fields: &Fields, bindings: &[syn::Ident], krate: &Tokens) -> (Tokens, To
             continue;
         }
         let ty = &field.ty;
-        heap.push(quote! { #krate::storage::SizeOf::heap_bytes(#b) });
-        device.push(quote! { #krate::storage::SizeOf::device_bytes(#b) });
-        flat.push(quote! { <#ty as #krate::storage::SizeOf>::FLAT });
+        heap.push(quote! { #krate::blocks::SizeOf::heap_bytes(#b) });
+        device.push(quote! { #krate::blocks::SizeOf::device_bytes(#b) });
+        flat.push(quote! { <#ty as #krate::blocks::SizeOf>::FLAT });
     }
     (
         quote! { #(#heap)+* },

@@ -19,11 +19,11 @@ use ember_storage::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::blocks::SizeOf;
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::rdd::{BoxIter, Compute, Rdd};
-use crate::storage::SizeOf;
 use crate::task::TaskContext;
 
 /// An Arrow record batch as an RDD element. It crosses processes and goes to disk as an Arrow

@@ -21,11 +21,11 @@ use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::blocks::{SizeOf, Sizer, StorageLevel};
 use crate::checkpoint::{CheckpointCell, CheckpointState};
 use crate::context::Context;
 use crate::data::Data;
 use crate::shuffle::{PartitionerDesc, ShuffleDepBase};
-use crate::storage::{SizeOf, Sizer, StorageLevel};
 use crate::task::TaskContext;
 
 /// The iterator a partition is computed as.
@@ -207,7 +207,7 @@ impl<T: Data> RddNode<T> {
     /// cached when persisted).
     pub(crate) fn iterator(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
         match (self.storage.get(), self.sizer.get()) {
-            (Some(level), Some(sizer)) => crate::storage::read_or_compute(
+            (Some(level), Some(sizer)) => crate::blocks::read_or_compute(
                 &self.ctx.shared().blocks,
                 (self.id, split),
                 self.ctx.worker_index(),
@@ -470,7 +470,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Keeps computed partitions for reuse by later actions, at the given level, within the
-    /// block manager's budgets (see [`crate::storage`]). Elements are sized with [`SizeOf`].
+    /// block manager's budgets (see [`crate::blocks`]). Elements are sized with [`SizeOf`].
     /// Changing the level of an RDD drops the blocks stored at the old one.
     pub fn persist(&self, level: StorageLevel) -> Rdd<T>
     where
@@ -481,7 +481,7 @@ impl<T: Data> Rdd<T> {
         }
         let blocks = &self.node.ctx.shared().blocks;
         self.node.storage.set(Some(level));
-        self.node.sizer.set(Some(crate::storage::size_pair::<T>));
+        self.node.sizer.set(Some(crate::blocks::size_pair::<T>));
         let site = self.node.site;
         blocks.register_rdd(
             self.id(),

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::blocks::BlockChange;
 use crate::context::Context;
 use crate::rdd::RddBase;
-use crate::storage::BlockChange;
 use crate::task::RemoteRead;
 
 use super::events::Event;

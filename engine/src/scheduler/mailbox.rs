@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::blocks::{BlockChange, BlockManager};
 use crate::error::Result;
 use crate::exchange::Round;
-use crate::storage::{BlockChange, BlockManager};
 use crate::task::RemoteRead;
 
 use super::locality::Locality;

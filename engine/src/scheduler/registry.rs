@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::blocks::BlockChange;
 use crate::rdd::{first_parent, Dependency, Parent, RddBase};
-use crate::storage::BlockChange;
 
 use super::locality::{CachedBlock, Placement, Topology};
 

@@ -2,7 +2,7 @@
 //! bytes and a GPU buffer as device bytes, so a cached RDD of tensors is charged what it really
 //! holds (the accounting Spark gets wrong for off-heap tensor memory).
 
-use ember_engine::storage::SizeOf;
+use ember_engine::blocks::SizeOf;
 
 use super::Tensor;
 

@@ -1,5 +1,5 @@
 //! Raw-bytes serde for vectors of plain-old-data numbers: `#[serde(with =
-//! "ember_engine::storage::pod")]` on a `Vec<f32>` (or any `bytemuck::Pod` element) field makes
+//! "ember_engine::blocks::pod")]` on a `Vec<f32>` (or any `bytemuck::Pod` element) field makes
 //! the block codec copy its buffer in one `memcpy` instead of encoding every number.
 //!
 //! The bytes are the host's native layout (little-endian on every platform Ember runs on), so

@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// so that containers of them are sized in constant time.
 ///
 /// ```
-/// use ember_engine::storage::SizeOf;
+/// use ember_engine::blocks::SizeOf;
 ///
 /// #[derive(SizeOf)]
 /// struct Sample {

@@ -10,7 +10,7 @@
 //! bytes, so a reader holds one chunk at a time, never a whole partition.
 //!
 //! Plain-old-data vectors inside elements encode as raw bytes with `#[serde(with =
-//! "ember_engine::storage::pod")]` (one `memcpy` each way); without it bincode writes each
+//! "ember_engine::blocks::pod")]` (one `memcpy` each way); without it bincode writes each
 //! number separately.
 
 use std::fs::File;
