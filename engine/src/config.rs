@@ -349,6 +349,17 @@ impl Conf {
         self.parsed(key, |v| v.parse().ok())
     }
 
+    /// Whether this process holds worker 0 (the driver's role): always in local mode, and for
+    /// process 0 (`ember.cluster.process`) in cluster mode. In cluster mode every process gets
+    /// a result from [`crate::run`]; print it once with
+    /// `if conf.is_driver_process() { println!(..) }`.
+    pub fn is_driver_process(&self) -> bool {
+        match self.master() {
+            Ok(Master::Cluster { process, .. }) => process == 0,
+            _ => true,
+        }
+    }
+
     /// Where the workers run.
     pub fn master(&self) -> Result<Master> {
         let m = self.get("ember.master").unwrap_or("local[2]");

@@ -114,6 +114,13 @@ impl Context {
         self.inner.worker.index()
     }
 
+    /// Whether this is worker 0, the one that plays Spark's driver: it coordinates stages, and
+    /// its result is what [`crate::run`] returns. Driver code that writes to a terminal or a
+    /// side channel does it once with `if ctx.is_driver() { .. }`.
+    pub fn is_driver(&self) -> bool {
+        self.worker_index() == 0
+    }
+
     /// Total number of workers across all processes.
     pub fn num_workers(&self) -> usize {
         self.inner.worker.peers()

@@ -267,3 +267,25 @@ fn every_key_reaches_the_configuration_through_its_environment_variable() {
         .unwrap_err();
     assert!(err.to_string().contains("ember.nonsense"), "{err}");
 }
+
+#[test]
+fn the_driver_process_is_the_local_one_or_cluster_process_0() {
+    assert!(Conf::new().is_driver_process(), "local mode");
+    let cluster = |process: &str| {
+        Conf::new()
+            .with("ember.master", "cluster")
+            .unwrap()
+            .with("ember.cluster.hosts", "127.0.0.1:7001,127.0.0.1:7002")
+            .unwrap()
+            .with("ember.cluster.process", process)
+            .unwrap()
+    };
+    assert!(cluster("0").is_driver_process());
+    assert!(!cluster("1").is_driver_process());
+    let drivers = crate::run_all(
+        Conf::new().with("ember.master", "local[3]").unwrap(),
+        |ctx| ctx.is_driver(),
+    )
+    .unwrap();
+    assert_eq!(drivers, vec![true, false, false]);
+}
