@@ -176,3 +176,23 @@ fn parquet_in_s3_reads_as_minibatches_of_its_rows() {
         }
     }
 }
+
+#[test]
+fn idx_files_in_s3_read_as_the_local_copy() {
+    let server = S3Server::start();
+    let cfg = server.config();
+    let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/mnist/t10k-labels-idx1-ubyte.gz");
+    let url = format!("{}/mnist/t10k-labels-idx1-ubyte.gz", server.bucket("data"));
+    ember::storage::Location::resolve(&url, &cfg)
+        .unwrap()
+        .put(std::fs::read(&local).unwrap())
+        .unwrap();
+    let remote = ember::ml::data::read_idx_at(&url, &cfg).unwrap();
+    let here = ember::ml::data::read_idx(&local).unwrap();
+    assert_eq!(remote.dims, vec![10_000]);
+    assert_eq!(remote.as_u8(), here.as_u8());
+    // A missing object is a typed error naming it.
+    let err = ember::ml::data::read_idx_at(&format!("{url}.missing"), &cfg).unwrap_err();
+    assert!(err.to_string().contains(".missing"), "{err}");
+}

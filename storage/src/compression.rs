@@ -43,6 +43,19 @@ impl Codec {
         self == Codec::None
     }
 
+    /// The codec a stream's first bytes announce: gzip (`1f 8b`), an lz4 frame
+    /// (`04 22 4d 18`), otherwise none. For inputs whose name says nothing (a reader, a file
+    /// named `.idx` holding gzip bytes); named files go by [`Codec::for_url`].
+    pub fn sniff(head: &[u8]) -> Codec {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Codec::Gzip
+        } else if head.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+            Codec::Lz4
+        } else {
+            Codec::None
+        }
+    }
+
     /// The codec's name in errors.
     pub fn name(self) -> &'static str {
         match self {
@@ -80,6 +93,29 @@ impl Read for DecodingReader {
             .into_io()),
         }
     }
+}
+
+/// `reader` decoded as its first bytes say ([`Codec::sniff`]), buffered; errors are the
+/// reader's own (decoder failures as `InvalidData`/`InvalidInput`, truncation as
+/// `UnexpectedEof`), for callers that name their source themselves.
+pub fn decode_sniffed(
+    reader: Box<dyn Read + Send>,
+) -> io::Result<(Codec, Box<dyn io::BufRead + Send>)> {
+    use io::BufRead;
+    let mut buffered = io::BufReader::with_capacity(1 << 16, reader);
+    let codec = Codec::sniff(buffered.fill_buf()?);
+    let decoded: Box<dyn io::BufRead + Send> = match codec {
+        Codec::None => Box::new(buffered),
+        Codec::Gzip => Box::new(io::BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        )),
+        Codec::Lz4 => Box::new(io::BufReader::with_capacity(
+            1 << 16,
+            lz4_flex::frame::FrameDecoder::new(buffered),
+        )),
+    };
+    Ok((codec, decoded))
 }
 
 /// Opens a whole object and decodes it according to its extension.

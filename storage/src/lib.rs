@@ -52,7 +52,7 @@ pub mod sink;
 pub mod split;
 pub mod units;
 
-pub use compression::Codec;
+pub use compression::{decode_sniffed, Codec};
 pub use config::StorageConfig;
 pub use error::{Result, StorageError};
 pub use formats::csv::{infer_csv_schema, read_csv_header, CsvOptions, CsvReader};

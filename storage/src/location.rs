@@ -132,7 +132,18 @@ pub(crate) fn split_url(input: &str) -> Result<UrlParts> {
                     .map_err(|e| invalid(&e.to_string()))?
                     .join(p)
             };
-            let s = abs
+            // `.` and `..` resolved lexically, as the shell would: object paths have neither.
+            let mut clean = PathBuf::new();
+            for c in abs.components() {
+                match c {
+                    std::path::Component::CurDir => {}
+                    std::path::Component::ParentDir => {
+                        clean.pop();
+                    }
+                    other => clean.push(other),
+                }
+            }
+            let s = clean
                 .to_str()
                 .ok_or_else(|| invalid("path is not valid UTF-8"))?;
             Ok(UrlParts {

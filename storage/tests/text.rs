@@ -465,3 +465,16 @@ fn a_named_pipe_is_refused_naming_it_never_read_as_empty_or_blocking() {
     assert_eq!(found.len(), 1);
     assert!(found[0].url().ends_with("/a.txt"));
 }
+
+#[test]
+fn paths_with_dot_and_dot_dot_components_resolve_as_the_shell_would() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/a.txt"), "one\ntwo\n").unwrap();
+    let cfg = StorageConfig::new();
+    let odd = format!("{}/sub/../sub/./a.txt", dir.path().display());
+    let text = read_whole_text(&odd, &cfg, Utf8Mode::Strict).unwrap();
+    assert_eq!(text, "one\ntwo\n");
+    let loc = Location::resolve(&odd, &cfg).unwrap();
+    assert!(!loc.url().contains(".."), "{}", loc.url());
+}

@@ -115,6 +115,15 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
     parse(Source::open(path.as_ref())?)
 }
 
+/// Reads an IDX file at any storage URL (`s3://`, `memory://`, `file://`, a bare path) with the
+/// storage settings in `config` (for an application: `ctx.conf().storage_config()`).
+pub fn read_idx_at(
+    url: &str,
+    config: &ember_storage::StorageConfig,
+) -> Result<IdxArray, DataError> {
+    parse(Source::open_with(Path::new(url), config)?)
+}
+
 fn parse(mut src: Source) -> Result<IdxArray, DataError> {
     let path = src.path().to_path_buf();
     let mut magic = [0u8; 4];

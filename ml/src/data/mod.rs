@@ -31,7 +31,7 @@ pub use csv::{
     Target,
 };
 pub use error::DataError;
-pub use idx::{read_idx, read_idx_from, IdxArray, IdxType};
+pub use idx::{read_idx, read_idx_at, read_idx_from, IdxArray, IdxType};
 pub use minibatch::{one_hot, permutation, MiniBatch};
 pub use mnist::{mnist, mnist_files, mnist_paths, Split, MNIST_CLASSES};
 pub use normalize::{ColumnStats, Normalizer, NormalizerKind};

@@ -1,10 +1,10 @@
-//! Opening data files that may be gzip-compressed, with byte offsets for error messages.
+//! Opening data files through `ember-storage` (local paths or any storage URL), decoded as
+//! their first bytes say (gzip, lz4), with byte offsets for error messages.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
+use ember_storage::{decode_sniffed, Codec, Location, StorageConfig, StorageError};
 
 use super::DataError;
 
@@ -14,35 +14,41 @@ pub(crate) struct Source {
     path: PathBuf,
     inner: Box<dyn BufRead + Send>,
     offset: u64,
-    gzip: bool,
+    compressed: bool,
 }
 
 impl Source {
-    /// Opens `path`, decompressing it on the fly when it starts with the gzip magic bytes.
+    /// Opens `path` (a local path or a storage URL) through `ember-storage`, decompressing it
+    /// on the fly when its first bytes say it is compressed.
     pub(crate) fn open(path: &Path) -> Result<Self, DataError> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        Self::new(Box::new(file), path)
+        Self::open_with(path, &StorageConfig::new())
     }
 
-    /// Reads from `reader`, decompressing when it starts with the gzip magic bytes; `path` names
-    /// the source in errors.
-    pub(crate) fn new(reader: Box<dyn Read + Send>, path: &Path) -> Result<Self, DataError> {
-        let mut buffered = BufReader::with_capacity(1 << 16, reader);
-        let head = buffered.fill_buf().map_err(|e| DataError::io(path, e))?;
-        let gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-        let inner: Box<dyn BufRead + Send> = if gzip {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                MultiGzDecoder::new(buffered),
-            ))
-        } else {
-            Box::new(buffered)
+    /// [`Source::open`] with the storage settings (S3 endpoint, credentials...) in `config`.
+    pub(crate) fn open_with(path: &Path, config: &StorageConfig) -> Result<Self, DataError> {
+        let storage = |e: StorageError| {
+            let kind = if e.is_not_found() {
+                io::ErrorKind::NotFound
+            } else {
+                io::ErrorKind::Other
+            };
+            DataError::io(path, io::Error::new(kind, e.to_string()))
         };
+        let loc = Location::resolve(&path.to_string_lossy(), config).map_err(storage)?;
+        let reader =
+            ember_storage::reader::ObjectReader::open_whole(&loc, config).map_err(storage)?;
+        Self::new(Box::new(reader), path)
+    }
+
+    /// Reads from `reader`, decompressing when its first bytes say it is compressed
+    /// ([`Codec::sniff`]); `path` names the source in errors.
+    pub(crate) fn new(reader: Box<dyn Read + Send>, path: &Path) -> Result<Self, DataError> {
+        let (codec, inner) = decode_sniffed(reader).map_err(|e| DataError::io(path, e))?;
         Ok(Source {
             path: path.to_path_buf(),
             inner,
             offset: 0,
-            gzip,
+            compressed: codec != Codec::None,
         })
     }
 
@@ -59,7 +65,7 @@ impl Source {
                 offset: self.offset,
                 what: what.to_string(),
             },
-            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData if self.gzip => {
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData if self.compressed => {
                 DataError::Corrupt {
                     path: self.path.clone(),
                     offset: self.offset,
