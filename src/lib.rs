@@ -6,6 +6,8 @@
 //! - [`storage`]: object stores behind URLs and partitioned file formats;
 //! - [`ml`]: tensors, networks, training and evaluation.
 
+#![forbid(missing_docs)]
+
 pub use ember_engine as engine;
 pub use ember_ml as ml;
 pub use ember_storage as storage;

@@ -17,6 +17,8 @@
 //! timely floor for word count) and `ember-bench-report` (merges result lines, checks answers).
 //! `benches/README.md` documents the protocol and the commands.
 
+#![forbid(missing_docs)]
+
 pub mod answer;
 pub mod baseline;
 pub mod error;

@@ -54,6 +54,9 @@
 //! and block fetches travel through timely exchanges, so threads of one process and processes
 //! of a cluster take part the same way, and every worker returns the same answer.
 //!
+
+#![forbid(missing_docs)]
+
 pub mod accumulator;
 pub mod blocks;
 pub mod broadcast;

@@ -9,6 +9,8 @@
 //! - [`train`]: one-epoch training loop with a progress bar, and classification evaluation.
 //! - [`model_io`]: model files (configuration, parameters and optimizer state in safetensors).
 
+#![forbid(missing_docs)]
+
 pub mod data;
 pub mod distributed;
 pub mod error;

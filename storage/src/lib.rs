@@ -34,6 +34,8 @@
 //!
 //! Errors: one enum, [`StorageError`], naming the URL wherever there is one.
 
+#![forbid(missing_docs)]
+
 pub mod compression;
 pub mod config;
 pub mod error;

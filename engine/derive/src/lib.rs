@@ -4,6 +4,8 @@
 //! Fields of types without a `SizeOf` implementation can be skipped with `#[size_of(skip)]`
 //! (they then count only their inline bytes).
 
+#![forbid(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
 use quote::{format_ident, quote};
