@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Everything that can go wrong in the engine.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[derive(thiserror::Error, Clone, PartialEq)]
 pub enum EngineError {
     /// A configuration key that Ember does not know.
     #[error("unknown configuration key `{key}`{hint}")]
@@ -227,5 +227,13 @@ impl From<ember_storage::StorageError> for EngineError {
                 }
             }
         }
+    }
+}
+
+/// Debug prints the message, as Display does: it is what `fn main() -> Result<(), EngineError>` and
+/// `unwrap()` show a person, so it reads as a sentence, not as a struct dump.
+impl std::fmt::Debug for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

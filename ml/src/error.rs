@@ -6,7 +6,7 @@ use std::path::PathBuf;
 ///
 /// Model-file errors name what was wrong (the path where there is one, the byte offset, the
 /// tensor); none of them is ever a panic.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum MlError {
     /// Arrays or settings do not fit together (shapes, sizes, lengths).
     #[error("shape mismatch: {0}")]
@@ -138,3 +138,11 @@ impl MlError {
 
 /// Result alias of the ML core.
 pub type Result<T, E = MlError> = std::result::Result<T, E>;
+
+/// Debug prints the message, as Display does: it is what `fn main() -> Result<(), MlError>` and
+/// `unwrap()` show a person, so it reads as a sentence, not as a struct dump.
+impl std::fmt::Debug for MlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}

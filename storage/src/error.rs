@@ -9,7 +9,7 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 ///
 /// Variants carry the URL of the object concerned (never credentials: URLs are normalized without a
 /// user-info part before they reach an error).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
     /// The URL could not be parsed or names nothing this crate can address.
@@ -306,5 +306,13 @@ impl StorageError {
     /// Whether an `io::Error` carries a `StorageError` (rather than a decoder's own failure).
     pub(crate) fn is_wrapped(err: &std::io::Error) -> bool {
         err.get_ref().is_some_and(|e| e.is::<StorageError>())
+    }
+}
+
+/// Debug prints the message, as Display does: it is what `fn main() -> Result<(), StorageError>` and
+/// `unwrap()` show a person, so it reads as a sentence, not as a struct dump.
+impl std::fmt::Debug for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -289,3 +289,13 @@ fn the_driver_process_is_the_local_one_or_cluster_process_0() {
     .unwrap();
     assert_eq!(drivers, vec![true, false, false]);
 }
+
+#[test]
+fn an_error_debug_prints_its_message_as_main_shows_it() {
+    let err = Conf::new().with("ember.master", "local[0]").unwrap_err();
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(format!("{err:?}").contains("ember.master"), "{err:?}");
+    let storage =
+        ember_storage::Location::resolve("gopher://x/y", &Default::default()).unwrap_err();
+    assert_eq!(format!("{storage:?}"), storage.to_string());
+}
