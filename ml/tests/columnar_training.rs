@@ -8,7 +8,7 @@ mod eval_common;
 
 use std::sync::Arc;
 
-use ember_engine::{Batch, Context, SaveMode};
+use ember_engine::{Batch, Context};
 use ember_ml::data::MiniBatch;
 use ember_ml::distributed::{
     arrow_minibatches, parquet_minibatches, ColumnarExamples, FeatureColumns, LabelColumns,
@@ -110,18 +110,9 @@ fn write(
     arrow: bool,
     bad: Option<usize>,
 ) -> Result<()> {
-    let n = data.len();
-    let parts: Vec<Batch> = [0, n / 7, n / 2, n]
-        .windows(2)
-        .map(|w| Batch(record_batch(data, w[0], w[1], bad)))
-        .collect();
-    let rdd = ctx.parallelize(parts, 3)?;
-    if arrow {
-        rdd.save_as_arrow(url, SaveMode::ErrorIfExists)?;
-    } else {
-        rdd.save_as_parquet(url, SaveMode::ErrorIfExists)?;
-    }
-    Ok(())
+    eval_common::write_parts(ctx, data.len(), url, arrow, |lo, hi| {
+        Batch(record_batch(data, lo, hi, bad))
+    })
 }
 
 fn feature_layouts() -> Vec<FeatureColumns> {

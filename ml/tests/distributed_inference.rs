@@ -273,18 +273,9 @@ fn record_batch(rows: &[(u64, Vec<f32>)]) -> RecordBatch {
 
 /// `rows` written under `url` as Parquet (`arrow`: Arrow IPC) in 3 uneven parts.
 fn write_rows(ctx: &Context, rows: &[(u64, Vec<f32>)], url: &str, arrow: bool) -> Result<()> {
-    let n = rows.len();
-    let parts: Vec<Batch> = [0, n / 7, n / 2, n]
-        .windows(2)
-        .map(|w| Batch(record_batch(&rows[w[0]..w[1]])))
-        .collect();
-    let rdd = ctx.parallelize(parts, 3)?;
-    if arrow {
-        rdd.save_as_arrow(url, SaveMode::ErrorIfExists)?;
-    } else {
-        rdd.save_as_parquet(url, SaveMode::ErrorIfExists)?;
-    }
-    Ok(())
+    eval_common::write_parts(ctx, rows.len(), url, arrow, |lo, hi| {
+        Batch(record_batch(&rows[lo..hi]))
+    })
 }
 
 /// (id, tag, prediction bits) of every row of the output dataset at `url`.

@@ -2,7 +2,7 @@
 //! deterministic synthetic data set, small networks and keyed rows over uneven partitions.
 #![allow(dead_code)]
 
-use ember_engine::{Conf, Context, Rdd};
+use ember_engine::{Batch, Conf, Context, Rdd, SaveMode};
 use ember_ml::data::{one_hot, MiniBatch};
 use ember_ml::distributed::{DataParallel, DistributedNetwork};
 use ember_ml::nn::{Activation, Network, NetworkConfig};
@@ -97,4 +97,26 @@ pub fn keyed_rdd(ctx: &Context, rows: &[(u64, Vec<f32>)]) -> Result<Rdd<(u64, Te
         })
         .collect();
     Ok(ctx.make_rdd(parts)?)
+}
+
+/// Rows `0..n` written under `url` as Parquet (`arrow`: Arrow IPC) in 3 uneven parts, rows
+/// `lo..hi` of each part made into a record batch by `batch`.
+pub fn write_parts(
+    ctx: &Context,
+    n: usize,
+    url: &str,
+    arrow: bool,
+    batch: impl Fn(usize, usize) -> Batch,
+) -> Result<()> {
+    let parts: Vec<Batch> = [0, n / 7, n / 2, n]
+        .windows(2)
+        .map(|w| batch(w[0], w[1]))
+        .collect();
+    let rdd = ctx.parallelize(parts, 3)?;
+    if arrow {
+        rdd.save_as_arrow(url, SaveMode::ErrorIfExists)?;
+    } else {
+        rdd.save_as_parquet(url, SaveMode::ErrorIfExists)?;
+    }
+    Ok(())
 }
