@@ -122,7 +122,7 @@ impl Compute<Batch> for BatchSource {
     }
     fn source_version(&self) -> Result<Option<String>> {
         let files = crate::rdd::source::files_version(&self.url, &self.config)?;
-        Ok(files.map(|f| format!("{f} {}", self.options)))
+        Ok(Some(format!("{files} {}", self.options)))
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<Batch> {
         match (self.open)(split) {
@@ -174,7 +174,7 @@ impl Compute<(String, String)> for WholeFiles {
         self.urls.len()
     }
     fn source_version(&self) -> Result<Option<String>> {
-        crate::rdd::source::files_version(&self.pattern, &self.config)
+        crate::rdd::source::files_version(&self.pattern, &self.config).map(Some)
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<(String, String)> {
         let url = &self.urls[split];
@@ -210,11 +210,11 @@ impl Context {
     fn batch_source(
         &self,
         op: &str,
-        input: (&str, String),
+        url: &str,
+        options: String,
         partitions: usize,
         open: Rc<OpenPartition>,
     ) -> Rdd<Batch> {
-        let (url, options) = input;
         let source = BatchSource {
             partitions,
             open,
@@ -246,7 +246,7 @@ impl Context {
                 &splits[i], &scan, &config,
             )?))
         });
-        Ok(self.batch_source("parquet", (url, scan_text), n, open))
+        Ok(self.batch_source("parquet", url, scan_text, n, open))
     }
 
     /// CSV files at `url`, one partition per file; the schema is `opts.schema` or inferred from
@@ -258,12 +258,14 @@ impl Context {
     #[track_caller]
     pub fn csv(&self, url: &str, opts: CsvOptions) -> Result<Rdd<Batch>> {
         let config = self.conf().storage_config();
+        let opts_text = format!("{opts:?}");
         let files = ember_storage::list_inputs(url, &config)?;
         let urls: Vec<String> = files.iter().map(|f| f.url().to_string()).collect();
         let Some(first) = urls.first().cloned() else {
             return Ok(self.batch_source(
                 "csv",
-                (url, format!("{opts:?}")),
+                url,
+                opts_text,
                 0,
                 Rc::new(|_| Ok(empty_batches())),
             ));
@@ -283,7 +285,6 @@ impl Context {
             }
         };
         let n = urls.len();
-        let opts_text = format!("{opts:?}");
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             let mut reader = CsvReader::open(&urls[i], schema.clone(), &opts, &config)?;
             if let Some(names) = &header {
@@ -291,7 +292,7 @@ impl Context {
             }
             Ok(batches(reader))
         });
-        Ok(self.batch_source("csv", (url, opts_text), n, open))
+        Ok(self.batch_source("csv", url, opts_text, n, open))
     }
 
     /// JSON-lines files at `url`, split at line ends like text; the schema is `opts.schema` or
@@ -301,12 +302,14 @@ impl Context {
     #[track_caller]
     pub fn json_lines(&self, url: &str, opts: JsonOptions) -> Result<Rdd<Batch>> {
         let config = self.conf().storage_config();
+        let opts_text = format!("{opts:?}");
         let files = ember_storage::list_inputs(url, &config)?;
         let splits = ember_storage::plan_splits(&files, self.default_parallelism(), &config)?;
         if files.is_empty() {
             return Ok(self.batch_source(
                 "json_lines",
-                (url, format!("{opts:?}")),
+                url,
+                opts_text,
                 0,
                 Rc::new(|_| Ok(empty_batches())),
             ));
@@ -316,7 +319,6 @@ impl Context {
             None => ember_storage::infer_json_schema(url, &splits, &opts, &config)?,
         };
         let n = splits.len();
-        let opts_text = format!("{opts:?}");
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             Ok(batches(JsonLinesReader::open(
                 &splits[i],
@@ -325,7 +327,7 @@ impl Context {
                 &config,
             )?))
         });
-        Ok(self.batch_source("json_lines", (url, opts_text), n, open))
+        Ok(self.batch_source("json_lines", url, opts_text, n, open))
     }
 
     /// Arrow IPC files at `url`, a few record batches per partition.
@@ -337,7 +339,7 @@ impl Context {
         let open = Rc::new(move |i: usize| -> ember_storage::Result<BatchIter> {
             Ok(batches(ember_storage::read_ipc_split(&splits[i], &config)?))
         });
-        Ok(self.batch_source("arrow", (url, String::new()), n, open))
+        Ok(self.batch_source("arrow", url, String::new(), n, open))
     }
 }
 

@@ -86,7 +86,7 @@ impl std::io::Write for HashWriter {
 
 /// The version of file inputs: every file `url` matches now, with its size and its store's
 /// version (modification time, ETag), hashed. Rewriting, adding or removing a file changes it.
-pub(crate) fn files_version(url: &str, config: &StorageConfig) -> Result<Option<String>> {
+pub(crate) fn files_version(url: &str, config: &StorageConfig) -> Result<String> {
     let files = ember_storage::list_inputs(url, config)?;
     let mut h = twox_hash::XxHash3_64::new();
     for f in &files {
@@ -94,11 +94,7 @@ pub(crate) fn files_version(url: &str, config: &StorageConfig) -> Result<Option<
         h.write_u64(f.size);
         h.write(f.version.as_bytes());
     }
-    Ok(Some(format!(
-        "files {url} {} {:016x}",
-        files.len(),
-        h.finish()
-    )))
+    Ok(format!("files {url} {} {:016x}", files.len(), h.finish()))
 }
 
 /// `range`: the arithmetic sequence cut into contiguous partitions of nearly equal length.

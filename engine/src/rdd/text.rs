@@ -56,7 +56,7 @@ where
         self.splits[split].hosts.clone()
     }
     fn source_version(&self) -> Result<Option<String>> {
-        crate::rdd::source::files_version(&self.url, &self.config)
+        crate::rdd::source::files_version(&self.url, &self.config).map(Some)
     }
     fn compute(&self, split: usize, tc: &Rc<TaskContext>) -> BoxIter<T> {
         let mode = if self.lossy {
