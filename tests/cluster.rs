@@ -121,6 +121,10 @@ fn two_processes_match_local_mode() {
         assert_eq!(run["collective_mismatches"], 0, "{name}");
         assert_eq!(run["collective_tasks_ok"], true, "{name}");
         assert_eq!(run["barrier_restart_ok"], true, "{name}");
+        // Differential arrangements across the processes: the arranged join equals the plain
+        // one, and the update merged two of the three components.
+        assert_eq!(run["arranged_matches_plain"], true, "{name}");
+        assert_eq!(run["components"], serde_json::json!([10, 20]), "{name}");
     }
 }
 

@@ -207,6 +207,25 @@ impl Context {
         Round::open(&self.inner.worker, &self.inner.shared.peers, seq, name)
     }
 
+    /// Steps this worker's dataflows until `done` holds (a differential dataflow catching up),
+    /// stopping with an error when a peer cannot take part. It counts as an exchange round, so
+    /// that a peer that returned early is noticed as it is in a round.
+    pub(crate) fn step_until(&self, name: &str, mut done: impl FnMut() -> bool) -> Result<()> {
+        let seq = self.inner.next_round.get();
+        self.inner.next_round.set(seq + 1);
+        let mut worker = self.inner.worker.clone();
+        while !done() {
+            self.inner.shared.peers.check(seq, name)?;
+            worker.step_or_park(Some(std::time::Duration::from_millis(1)));
+        }
+        Ok(())
+    }
+
+    /// This worker's timely worker, to build differential dataflows on.
+    pub(crate) fn timely_worker(&self) -> Worker {
+        self.inner.worker.clone()
+    }
+
     /// How many exchange rounds this worker has opened.
     pub(crate) fn rounds_opened(&self) -> u64 {
         self.inner.next_round.get()

@@ -64,6 +64,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod context;
 pub mod data;
+pub mod differential;
 pub mod error;
 mod exchange;
 mod launch;

@@ -186,6 +186,7 @@ fn suite(ctx: &Context, crash: bool) -> Outcome {
     let coalesced = ctx.range(0, 1000, 1, 8)?.coalesce(4)?.collect()?;
     let distinct = pairs.keys().distinct().count()?;
     let collectives = collectives(ctx)?;
+    let arranged = arranged(ctx)?;
 
     let answer = json!({
         "workers": ctx.num_workers(),
@@ -206,8 +207,47 @@ fn suite(ctx: &Context, crash: bool) -> Outcome {
         "collective_mismatches": collectives.mismatches,
         "collective_tasks_ok": collectives.tasks_ok,
         "barrier_restart_ok": collectives.restart_ok,
+        "arranged_join": arranged.0,
+        "arranged_matches_plain": arranged.1,
+        "components": arranged.2,
     });
     Ok((ctx.worker_index() == 0).then_some(answer))
+}
+
+/// Differential arrangements: a join against an arranged RDD with skewed keys (its checksum,
+/// and whether it equals the plain join), and the connected components of a small graph with
+/// an update (the sorted component sizes after it).
+fn arranged(ctx: &Context) -> Result<(u64, bool, Vec<u64>), EngineError> {
+    let left = ctx
+        .range(0, 20_000, 1, 6)?
+        .map(|i| (if i % 3 == 0 { 0u64 } else { (i % 97) as u64 }, i as u64));
+    let right = ctx
+        .range(0, 500, 1, 3)?
+        .map(|i| ((i % 50) as u64, i as u64));
+    let arr = left.arrange_by_key()?;
+    let mut got = arr.join(&right)?.collect()?;
+    let mut want = left.join(&right).collect()?;
+    got.sort();
+    want.sort();
+    let checksum = got.iter().map(|(k, (v, w))| k * 7 + v * 3 + w).sum::<u64>();
+    // Three chains of 10 nodes, both directions; the update links the first two.
+    let edges: Vec<(u64, u64)> = (0..3u64)
+        .flat_map(|c| (0..9u64).map(move |i| (c * 100 + i, c * 100 + i + 1)))
+        .flat_map(|(a, b)| [(a, b), (b, a)])
+        .collect();
+    let graph = ctx.parallelize(edges, 4)?.arrange_by_key()?;
+    let components = ember::engine::differential::graph::connected_components(&graph)?;
+    graph.update(
+        &ctx.parallelize(vec![(9u64, 100u64), (100, 9)], 2)?,
+        &ctx.parallelize(Vec::new(), 1)?,
+    )?;
+    let mut sizes: BTreeMap<u64, u64> = BTreeMap::new();
+    for (_, label) in components.collect()? {
+        *sizes.entry(label).or_default() += 1;
+    }
+    let mut sizes: Vec<u64> = sizes.into_values().collect();
+    sizes.sort();
+    Ok((checksum, got == want, sizes))
 }
 
 /// What the collectives section found; the same whatever the number of workers.
