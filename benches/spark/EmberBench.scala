@@ -155,6 +155,7 @@ object EmberBench {
 
   def main(args: Array[String]): Unit = {
     if (args.contains("--straggler")) { StragglerBench.main(args); return }
+    if (args.contains("--graph-bench")) { GraphBench.main(args); return }
     val mainMs = System.currentTimeMillis()
     var text: String = null
     var master = "local[2]"

@@ -44,6 +44,9 @@ pub enum BenchError {
         /// What was wrong.
         reason: String,
     },
+    /// An input file's contents are malformed.
+    #[error("{0}")]
+    Input(String),
     /// A timely computation failed.
     #[error("timely: {0}")]
     Timely(String),

@@ -10,6 +10,7 @@
 //! * [`lr`]: the cached logistic-regression loop on Ember;
 //! * [`wordcount`]: tokenising and counting words, shared by the timely baseline;
 //! * [`baseline`]: the hand-written timely word count;
+//! * [`graphs`]: edge lists (Debian's dependency graph, R-MAT) and single-thread graph baselines;
 //! * [`answer`]: the small answers each system prints, and sequential references for them;
 //! * [`record`] and [`report`]: the JSON result lines and the merged comparison table.
 //!
@@ -22,6 +23,7 @@
 pub mod answer;
 pub mod baseline;
 pub mod error;
+pub mod graphs;
 pub mod lr;
 pub mod mix;
 pub mod protocol;

@@ -4,7 +4,6 @@
 
 use differential_dataflow::operators::iterate::Iterate;
 
-use super::iterate::limit;
 use super::{Arranged, View};
 use crate::error::Result;
 
@@ -21,39 +20,60 @@ pub fn pagerank(edges: &Arranged<u64, u64>, iterations: u64) -> Result<View<(u64
             .clone()
             .flat_map_ref(|s: &u64, d: &u64| [*s, *d])
             .distinct();
+        // (node, out-degree) for every node: its out-edges counted, plus one for itself.
         let degrees = arranged
             .clone()
             .as_collection(|s: &u64, _: &u64| *s)
-            .count();
-        let initial = nodes.clone().map(|n| (n, 1.0f64.to_bits()));
-        initial.iterate(move |scope, ranks| {
-            let edges = arranged.enter(scope);
-            let degrees = degrees.enter(scope).arrange_by_key();
-            // Every node takes part in the sum, with a share of 0.0 when nothing links to it.
-            let zeros = nodes.enter(scope).map(|n| (n, 0.0f64.to_bits()));
-            let shares = ranks
+            .concat(nodes.clone())
+            .count()
+            .map(|(n, c)| (n, c as u64 - 1));
+        if iterations == 0 {
+            return nodes.map(|n| (n, 1.0f64.to_bits()));
+        }
+        let facts = degrees.clone().map(|(n, d)| (n, Part::Degree(d)));
+        // What each node with out-edges passes along each of them: rank / out-degree.
+        let mut shares = degrees
+            .filter(|(_, d)| *d > 0)
+            .map(|(n, d)| (n, (1.0 / d as f64).to_bits()));
+        // A fixed number of iterations is unrolled into a chain of stages rather than run as
+        // a loop: each stage then holds one version of the ranks, where a loop's operators
+        // would keep every iteration's differences (its timestamps are only partly ordered).
+        for i in 0..iterations {
+            let last = i + 1 == iterations;
+            shares = shares
                 .arrange_by_key()
-                .join_core(degrees, |n: &u64, r: &u64, d: &isize| {
-                    Some((*n, (f64::from_bits(*r) / *d as f64).to_bits()))
+                .join_core(arranged.clone(), |_src: &u64, share: &u64, dst: &u64| {
+                    Some((*dst, Part::Share(*share)))
                 })
-                .arrange_by_key()
-                .join_core(edges, |_src: &u64, share: &u64, dst: &u64| {
-                    Some((*dst, *share))
+                .concat(facts.clone())
+                .reduce(move |_node, parts, out| {
+                    // `parts` comes sorted, so the sum is the same however the work was split.
+                    let (mut sum, mut degree) = (0.0f64, 0u64);
+                    for (part, m) in parts {
+                        match part {
+                            Part::Degree(d) => degree = *d,
+                            Part::Share(bits) => sum += f64::from_bits(*bits) * *m as f64,
+                        }
+                    }
+                    let rank = RESET_PROBABILITY + (1.0 - RESET_PROBABILITY) * sum;
+                    if last {
+                        out.push((rank.to_bits(), 1));
+                    } else if degree > 0 {
+                        out.push(((rank / degree as f64).to_bits(), 1));
+                    }
                 });
-            let next = shares.concat(zeros).reduce(|_node, shares, out| {
-                // `shares` comes sorted, so the sum is the same however the work was split.
-                let sum: f64 = shares
-                    .iter()
-                    .map(|(bits, m)| f64::from_bits(**bits) * *m as f64)
-                    .sum();
-                out.push((
-                    (RESET_PROBABILITY + (1.0 - RESET_PROBABILITY) * sum).to_bits(),
-                    1,
-                ));
-            });
-            limit(next, Some(iterations))
-        })
+        }
+        shares
     })
+}
+
+/// What a PageRank stage knows of a node: its out-degree, and the shares its in-edges bring.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+enum Part {
+    Degree(u64),
+    Share(u64),
 }
 
 /// `(node, rank)` from a [`pagerank`] view's records.
