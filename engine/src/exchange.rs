@@ -1,7 +1,8 @@
 //! One all-to-all exchange round over timely: every worker sends messages addressed to workers,
 //! and gets back every message addressed to it once all workers have finished sending.
 //!
-//! This is the only place the engine talks to timely. Shuffles, action results, broadcasts and
+//! This is the only place the engine's jobs talk to timely (`differential` builds differential
+//! dataflows beside them on the same workers). Shuffles, action results, broadcasts and
 //! accumulator updates are all rounds; each round is a tiny dataflow (input -> exchange -> sink)
 //! that timely removes once its frontier is empty. Every worker creates the same rounds in the
 //! same order because every worker runs the same driver code; a worker waiting in a round stops

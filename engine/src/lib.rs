@@ -41,6 +41,7 @@
 //! | tasks | [`task`], `watchdog`, [`accumulator`] | one attempt of one partition: errors, retries, held-back accumulator updates, slow-task reports |
 //! | blocks | [`blocks`] | storage levels, sizes, the block codec, the per-process block manager and its budgets, memory reservations |
 //! | datasets | [`rdd`], [`shuffle`], [`checkpoint`], `lineage` | the lineage graph, narrow steps, shuffles, sources and formats, checkpoints |
+//! | differential | [`differential`] | arranged pair RDDs, live views, fixpoint loops and incremental updates on differential dataflow |
 //! | scheduling | [`scheduler`] | stages, the one stage loop (map, result and barrier stages), locality, collectives, metrics |
 //! | driver API | [`context`], [`broadcast`] | the per-worker handle driver code runs against |
 //!

@@ -2,6 +2,7 @@
 //! an arrangement equal the plain RDD operators on 1, 2 and 4 workers with skewed keys; a
 //! second join against the arrangement runs no shuffle; updates change what later operators see.
 
+use ember_engine::differential::{ArrangedLoop, CollectionLoop};
 use ember_engine::prelude::*;
 
 fn conf(workers: usize) -> Conf {
@@ -134,10 +135,11 @@ fn a_second_join_runs_no_shuffle_and_updates_are_seen() {
 #[test]
 fn an_arrangement_over_the_budget_is_an_error_naming_the_key() {
     let err = ember_engine::run(
-        conf(1).with("ember.memory.storage", "64k").unwrap(),
+        conf(2).with("ember.memory.storage", "64k").unwrap(),
         |ctx| {
+            // One key: one worker holds everything, and both must fail.
             let pairs: Vec<(u64, String)> =
-                (0..20_000).map(|i| (i, format!("value {i}"))).collect();
+                (0..20_000).map(|i| (0, format!("value {i}"))).collect();
             ctx.parallelize(pairs, 2)
                 .unwrap()
                 .arrange_by_key()
@@ -149,4 +151,68 @@ fn an_arrangement_over_the_budget_is_an_error_naming_the_key() {
     let msg = err.to_string();
     assert!(msg.contains("ember.memory.storage"), "{msg}");
     assert!(msg.contains("arrange_by_key"), "{msg}");
+}
+
+/// One step of reachability: the reached nodes and their successors.
+fn reach_step<'i>(
+    edges: ArrangedLoop<'i, u64, u64>,
+    reached: CollectionLoop<'i, u64>,
+) -> CollectionLoop<'i, u64> {
+    reached
+        .clone()
+        .map(|n| (n, ()))
+        .arrange_by_key()
+        .join_core(edges, |_: &u64, _: &(), d: &u64| Some(*d))
+        .concat(reached)
+        .distinct()
+}
+
+#[test]
+fn iterate_runs_a_loop_to_its_fixpoint_or_its_step_limit() {
+    // A chain 0 -> 1 -> ... -> 9: the nodes reachable from 0 within k steps are 0..=k.
+    let (limited, full) = ember_engine::run(conf(2), |ctx| {
+        let chain: Vec<(u64, u64)> = (0..9).map(|i| (i, i + 1)).collect();
+        let edges = ctx.parallelize(chain, 3).unwrap().arrange_by_key().unwrap();
+        let roots = ctx.parallelize(vec![0u64], 1).unwrap();
+        let limited = edges
+            .iterate("reach3", &roots, Some(3), reach_step)
+            .unwrap();
+        let full = edges.iterate("reach", &roots, None, reach_step).unwrap();
+        (limited.collect().unwrap(), full.collect().unwrap())
+    })
+    .unwrap();
+    assert_eq!(limited, vec![0, 1, 2, 3]);
+    assert_eq!(full, (0..10).collect::<Vec<u64>>());
+}
+
+#[test]
+fn removing_records_that_are_not_there_is_an_error_naming_one() {
+    let err = ember_engine::run(conf(2), |ctx| {
+        let arr = ctx
+            .parallelize(vec![(1u64, 10u64), (2, 20)], 2)?
+            .arrange_by_key()?;
+        let none = ctx.parallelize(Vec::<(u64, u64)>::new(), 1)?;
+        arr.update(&none, &ctx.parallelize(vec![(3u64, 30u64)], 1)?)?;
+        arr.join(&ctx.parallelize(vec![(3u64, 0u64)], 1)?)?
+            .collect()
+    })
+    .unwrap()
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("more removals than additions"), "{msg}");
+    assert!(msg.contains("(3, (30, 0))"), "{msg}");
+}
+
+#[test]
+fn a_lookup_of_an_absent_key_is_empty_on_every_worker() {
+    let found = ember_engine::run(conf(4), |ctx| {
+        let arr = ctx
+            .parallelize(vec![(1u64, 10u64), (1, 11), (2, 20)], 3)
+            .unwrap()
+            .arrange_by_key()
+            .unwrap();
+        (arr.lookup(&9).unwrap(), arr.lookup(&1).unwrap())
+    })
+    .unwrap();
+    assert_eq!(found, (vec![], vec![10, 11]));
 }

@@ -12,7 +12,7 @@ use timely::dataflow::operators::CapabilitySet;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::progress::frontier::AntichainRef;
 
-use super::capture::Capture;
+use super::capture::{agree, Capture};
 use super::load::load_local;
 use super::output::worker_local_rdd;
 use super::view::View;
@@ -213,17 +213,18 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         }
         let bytes = inner.updates.get() as u64 * inner.update_bytes.get();
         let reserved = self.reserved_bytes();
-        if bytes > reserved {
-            // Reserve the new size before letting the old reservation go, so the arrangement is
-            // never charged less than it holds.
-            let grown = inner.ctx.reserve_memory(
-                &format!(
-                    "the arrangement of RDD {} (arrange_by_key)",
-                    inner.source.id()
-                ),
-                bytes,
-                0,
-            )?;
+        // Reserve the new size before letting the old reservation go, so the arrangement is
+        // never charged less than it holds. A worker whose part does not fit fails every worker.
+        let grown = if bytes > reserved {
+            let what = format!(
+                "the arrangement of RDD {} (arrange_by_key)",
+                inner.source.id()
+            );
+            inner.ctx.reserve_memory(&what, bytes, 0).map(Some)
+        } else {
+            Ok(None)
+        };
+        if let Some(grown) = agree(&inner.ctx, what, grown)? {
             *inner.reservation.borrow_mut() = Some(grown);
         }
         Ok(())
@@ -269,7 +270,7 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         let waited = capture.wait(&self.inner.ctx, version, what);
         button.press();
         waited?;
-        capture.snapshot(what)
+        capture.snapshot_agreed(&self.inner.ctx, what)
     }
 
     /// Joins with `other` (Spark's `join`): `(k, (v, w))` for every pair of records with equal

@@ -66,6 +66,11 @@ impl<T: DiffData> Capture<T> {
         Ok(out)
     }
 
+    /// [`Capture::snapshot`], agreed by every worker (see [`agree`]).
+    pub(crate) fn snapshot_agreed(&self, ctx: &Context, what: &str) -> Result<Vec<T>> {
+        agree(ctx, what, self.snapshot(what))
+    }
+
     /// The probe of the captured collection.
     pub(crate) fn probe(&self) -> &ProbeHandle<Version> {
         &self.probe
@@ -74,5 +79,27 @@ impl<T: DiffData> Capture<T> {
     /// How many distinct records this worker holds.
     pub(crate) fn distinct_len(&self) -> usize {
         self.state.borrow().len()
+    }
+}
+
+/// `local` when every worker succeeded; otherwise an error on every worker (a failed worker its
+/// own, the others one naming it), so that no worker goes on into an exchange that a failed one
+/// will never join. Every worker calls it at the same point.
+pub(crate) fn agree<T>(ctx: &Context, what: &str, local: Result<T>) -> Result<T> {
+    let mut round = ctx.round::<Option<(usize, String)>>(&format!("{what}-agree"));
+    round.send_to_all(
+        local
+            .as_ref()
+            .err()
+            .map(|e| (ctx.worker_index(), e.to_string())),
+    );
+    let failed = round.finish()?.into_iter().flatten().min_by_key(|f| f.0);
+    match (local, failed) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Some((worker, message))) => Err(EngineError::InvalidArgument {
+            operation: what.to_string(),
+            reason: format!("worker {worker} failed: {message}"),
+        }),
+        (Ok(v), None) => Ok(v),
     }
 }

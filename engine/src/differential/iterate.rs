@@ -30,6 +30,10 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
     /// RDD program runs one job per iteration; after an [`update`](Arranged::update) of the
     /// arrangement the loop's answer changes by differences.
     ///
+    /// Write `step` as a function generic over the scope's lifetime
+    /// (`fn step<'i>(edges: ArrangedLoop<'i, K, V>, x: CollectionLoop<'i, T>) -> CollectionLoop<'i, T>`):
+    /// a closure with annotated argument types is not general enough for it.
+    ///
     /// `step` must end in an operator that consolidates (`reduce`, `distinct`, `count`,
     /// `consolidate`), or a loop whose records cancel out may never see that nothing changed.
     pub fn iterate<T: DiffData>(

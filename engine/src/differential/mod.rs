@@ -34,8 +34,10 @@
 //!
 //! What the lineage can and cannot do here: an arrangement keeps the RDD it was built from, and
 //! [`Arranged::rebuild`] arranges it again from that lineage (a worker whose part was lost gets
-//! it back from the source's partitions). A view's RDD has no lineage beyond the view: when the
-//! view is dropped, the RDD's partitions are gone, and reading them is an error that says so.
+//! it back from the source's partitions). The RDDs the operators and views return are snapshots
+//! held in memory by the workers that computed them (charged to nobody's budget but kept as long
+//! as the RDD is), with no lineage beyond them: a task of theirs placed in another process than
+//! its partition's worker fails with an error that says so.
 
 mod arranged;
 mod capture;

@@ -39,9 +39,9 @@ impl<T: Data> Compute<T> for WorkerLocal<T> {
                     operation: self.what.clone(),
                     reason: format!(
                         "partition {split} is held by worker {split}, in another process than \
-                         this task's worker {}; the task must run there (lower the locality \
-                         wait's impatience: raise ember.locality.wait), or persist the RDD \
-                         while the task placement holds",
+                         this task's worker {}, and has no lineage to recompute it from: the \
+                         task must run on its worker (raise ember.locality.wait.process so the \
+                         scheduler waits for it)",
                         crate::task::current_worker().unwrap_or(usize::MAX)
                     ),
                 });

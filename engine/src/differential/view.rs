@@ -67,7 +67,7 @@ impl<T: DiffData> View<T> {
     pub fn rdd(&self) -> Result<Rdd<T>> {
         let n = self.snapshots.get();
         self.snapshots.set(n + 1);
-        let local = self.capture.snapshot(&self.name)?;
+        let local = self.capture.snapshot_agreed(&self.ctx, &self.name)?;
         worker_local_rdd(
             &self.ctx,
             &format!("{}-snapshot-{n}", self.name),
@@ -78,7 +78,7 @@ impl<T: DiffData> View<T> {
 
     /// The view's current contents, sorted, on every worker (as [`Rdd::collect`]).
     pub fn collect(&self) -> Result<Vec<T>> {
-        let local = self.capture.snapshot(&self.name)?;
+        let local = self.capture.snapshot_agreed(&self.ctx, &self.name)?;
         let mut round = self.ctx.round::<Vec<T>>(&format!("{}-collect", self.name));
         round.send_to_all(local);
         let mut all: Vec<T> = round.finish()?.into_iter().flatten().collect();
