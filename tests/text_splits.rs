@@ -60,3 +60,32 @@ fn directories_read_visible_files_in_name_order() {
     .unwrap();
     assert_eq!(got, vec!["1", "2", "3", "4"]);
 }
+
+/// Without a partition count, `text_file` splits into the default parallelism (the number of
+/// workers, or `ember.default.parallelism`).
+#[test]
+fn text_file_without_a_partition_count_uses_the_default_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lines.txt");
+    let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    for (conf, want) in [
+        (Conf::new().with("ember.master", "local[3]").unwrap(), 3),
+        (
+            Conf::new()
+                .with("ember.master", "local[2]")
+                .unwrap()
+                .with("ember.default.parallelism", "5")
+                .unwrap(),
+            5,
+        ),
+    ] {
+        let p = path.clone();
+        let (parts, lines) = ember::engine::run(conf, move |ctx| {
+            let rdd = ctx.text_file(&p, None).unwrap();
+            (rdd.num_partitions(), rdd.count().unwrap())
+        })
+        .unwrap();
+        assert_eq!((parts, lines), (want, 1000));
+    }
+}

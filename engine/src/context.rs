@@ -274,7 +274,8 @@ impl Context {
 
     /// The lines of a text file, of every visible file of a directory (names starting with `_`
     /// or `.` are skipped), or of a glob, at a path or any storage URL (`s3://`, `memory://`,
-    /// `hdfs://`...), split into at least `min_partitions` byte ranges cut at line ends.
+    /// `hdfs://`...), split into at least `min_partitions` byte ranges cut at line ends (`None`:
+    /// the default parallelism, `ember.default.parallelism` or the number of workers).
     /// Compressed files (`.gz`, `.lz4`) are read whole.
     ///
     /// Invalid UTF-8 fails the job with the URL and byte offset, unless `ember.text.invalidUtf8`
@@ -283,7 +284,11 @@ impl Context {
     /// Each line becomes an owned `String`; a job that parses or filters its lines right away
     /// is about twice as fast with [`Context::text_file_filter_map`], which skips that copy.
     #[track_caller]
-    pub fn text_file(&self, path: impl AsRef<Path>, min_partitions: usize) -> Result<Rdd<String>> {
+    pub fn text_file(
+        &self,
+        path: impl AsRef<Path>,
+        min_partitions: impl Into<Option<usize>>,
+    ) -> Result<Rdd<String>> {
         self.text_source("text_file", path.as_ref(), min_partitions, |line: &str| {
             Some(line.to_owned())
         })
@@ -313,7 +318,7 @@ impl Context {
     pub fn text_file_filter_map<T: Data>(
         &self,
         path: impl AsRef<Path>,
-        min_partitions: usize,
+        min_partitions: impl Into<Option<usize>>,
         f: impl Fn(&str) -> Option<T> + 'static,
     ) -> Result<Rdd<T>> {
         self.text_source("text_file_filter_map", path.as_ref(), min_partitions, f)
@@ -324,9 +329,12 @@ impl Context {
         &self,
         op: &str,
         path: &Path,
-        min_partitions: usize,
+        min_partitions: impl Into<Option<usize>>,
         f: impl Fn(&str) -> Option<T> + 'static,
     ) -> Result<Rdd<T>> {
+        let min_partitions = min_partitions
+            .into()
+            .unwrap_or_else(|| self.default_parallelism());
         check_partitions(op, min_partitions)?;
         let lossy = self.conf().get("ember.text.invalidUtf8") == Some("lossy");
         let url = path.to_string_lossy();
