@@ -1,14 +1,18 @@
 //! Fixpoint jobs on differential dataflow, on Debian 12's package dependency graph (274,876
 //! edges, shipped in `data/graphs`): PageRank after 20 iterations equals a sequential
 //! reference to 1e-9, connected components equal a union-find's labels, reachability equals a
-//! breadth-first search, and after removing 1% of the edges and adding 1% new ones the updated
-//! components equal a recomputation.
+//! depth-first search, and after removing 1% of the edges and adding 1% new ones the updated
+//! components equal a recomputation. The sequential references are the benchmark's
+//! single-thread baselines (`ember_bench::graphs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
+use std::collections::{BTreeSet, HashMap};
 
 use ember::engine::differential::graph;
 use ember::prelude::*;
+use ember_bench::graphs::{
+    both_directions, components_single_thread, one_percent_update, pagerank_single_thread,
+    read_tsv_edges,
+};
 
 /// The graph's edges with packages numbered by name (sorted), so every run numbers alike.
 fn debian_edges() -> Vec<(u64, u64)> {
@@ -16,21 +20,7 @@ fn debian_edges() -> Vec<(u64, u64)> {
         env!("CARGO_MANIFEST_DIR"),
         "/data/graphs/debian-bookworm-depends.tsv.gz"
     );
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
-    let pairs: Vec<(&str, &str)> = text
-        .lines()
-        .map(|l| l.split_once('\t').expect("package<TAB>dependency"))
-        .collect();
-    let names: BTreeSet<&str> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
-    let id: HashMap<&str, u64> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (*n, i as u64))
-        .collect();
-    pairs.iter().map(|(a, b)| (id[a], id[b])).collect()
+    read_tsv_edges(std::path::Path::new(path)).unwrap()
 }
 
 fn conf(workers: usize) -> Conf {
@@ -39,74 +29,28 @@ fn conf(workers: usize) -> Conf {
         .unwrap()
 }
 
-/// GraphX's static PageRank, sequentially: rank 1.0, then `iterations` times
-/// `0.15 + 0.85 * sum(rank(u) / outdeg(u))`.
-fn pagerank_reference(edges: &[(u64, u64)], iterations: usize) -> BTreeMap<u64, f64> {
-    let mut degree: HashMap<u64, f64> = HashMap::new();
-    let mut rank: BTreeMap<u64, f64> = BTreeMap::new();
-    for &(s, d) in edges {
-        *degree.entry(s).or_default() += 1.0;
-        rank.insert(s, 1.0);
-        rank.insert(d, 1.0);
-    }
-    for _ in 0..iterations {
-        let mut sum: BTreeMap<u64, f64> = rank.keys().map(|&n| (n, 0.0)).collect();
-        for &(s, d) in edges {
-            *sum.get_mut(&d).unwrap() += rank[&s] / degree[&s];
-        }
-        rank = sum.into_iter().map(|(n, x)| (n, 0.15 + 0.85 * x)).collect();
-    }
-    rank
-}
-
-/// Each node's smallest fellow member of its (undirected) component, by union-find.
-fn components_reference(edges: &[(u64, u64)]) -> BTreeMap<u64, u64> {
-    fn find(parent: &mut HashMap<u64, u64>, x: u64) -> u64 {
-        let p = parent[&x];
-        if p == x {
-            return x;
-        }
-        let root = find(parent, p);
-        parent.insert(x, root);
-        root
-    }
-    let mut parent: HashMap<u64, u64> = HashMap::new();
-    for &(a, b) in edges {
-        parent.entry(a).or_insert(a);
-        parent.entry(b).or_insert(b);
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-        // The smaller root wins, so each root is its component's smallest node.
-        let (lo, hi) = (ra.min(rb), ra.max(rb));
-        parent.insert(hi, lo);
-    }
-    let nodes: Vec<u64> = parent.keys().copied().collect();
-    nodes
-        .into_iter()
-        .map(|n| (n, find(&mut parent, n)))
-        .collect()
-}
-
-fn both_directions(edges: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    edges.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect()
-}
-
 #[test]
 fn pagerank_equals_the_sequential_reference() {
     let edges = debian_edges();
-    let want = pagerank_reference(&edges, 20);
+    let want = pagerank_single_thread(&edges, 20);
     for workers in [1, 2] {
         let input = edges.clone();
-        let got = ember::engine::run(conf(workers), move |ctx| {
+        let mut got = ember::engine::run(conf(workers), move |ctx| {
             let arranged = ctx.parallelize(input.clone(), 4)?.arrange_by_key()?;
             let view = graph::pagerank(&arranged, 20)?;
             Ok::<_, EngineError>(graph::ranks(view.collect()?))
         })
         .unwrap()
         .unwrap();
+        got.sort_by_key(|r| r.0);
         assert_eq!(got.len(), want.len(), "nodes on {workers} workers");
         let worst = got
             .iter()
-            .map(|(n, r)| (r - want[n]).abs())
+            .zip(&want)
+            .map(|(g, w)| {
+                assert_eq!(g.0, w.0);
+                (g.1 - w.1).abs()
+            })
             .fold(0.0f64, f64::max);
         assert!(
             worst <= 1e-9,
@@ -121,26 +65,12 @@ fn pagerank_equals_the_sequential_reference() {
 #[test]
 fn components_and_reachability_equal_the_references_and_updates_equal_a_recomputation() {
     let edges = debian_edges();
-    let want = components_reference(&edges);
-    // 1% of the edges removed, and 1% new ones added (between existing nodes).
-    let removed: Vec<(u64, u64)> = edges.iter().copied().step_by(100).collect();
-    let nodes = want.len() as u64;
-    let existing: BTreeSet<(u64, u64)> = edges.iter().copied().collect();
-    let added: Vec<(u64, u64)> = (0..edges.len() as u64 / 100)
-        .map(|i| ((i * 7919) % nodes, (i * 104_729 + 13) % nodes))
-        .filter(|&(a, b)| a != b && !existing.contains(&(a, b)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let removed_set: BTreeSet<(u64, u64)> = removed.iter().copied().collect();
-    let updated: Vec<(u64, u64)> = edges
-        .iter()
-        .copied()
-        .filter(|e| !removed_set.contains(e))
-        .chain(added.iter().copied())
-        .collect();
-    let want_updated = components_reference(&updated);
-    // Reachability from the first package, by breadth-first search along dependencies.
+    let want = components_single_thread(&edges);
+    let update = one_percent_update(&edges);
+    assert!(update.added.len() > 2000 && update.removed.len() > 2000);
+    let want_updated = components_single_thread(&update.updated);
+    assert_ne!(want, want_updated, "the update changes some components");
+    // Reachability from the first package, by depth-first search along dependencies.
     let root = edges[0].0;
     let mut adjacency: HashMap<u64, Vec<u64>> = HashMap::new();
     for &(a, b) in &edges {
@@ -158,9 +88,9 @@ fn components_and_reachability_equal_the_references_and_updates_equal_a_recomput
 
     let (sym, sym_updated, add, rem, directed) = (
         both_directions(&edges),
-        both_directions(&updated),
-        both_directions(&added),
-        both_directions(&removed),
+        both_directions(&update.updated),
+        both_directions(&update.added),
+        both_directions(&update.removed),
         edges.clone(),
     );
     let (before, after, recomputed, reach) = ember::engine::run(conf(2), move |ctx| {
@@ -181,9 +111,9 @@ fn components_and_reachability_equal_the_references_and_updates_equal_a_recomput
     })
     .unwrap()
     .unwrap();
-    assert_eq!(before.into_iter().collect::<BTreeMap<_, _>>(), want);
+    assert_eq!(before, want);
     assert_eq!(after, recomputed);
-    assert_eq!(after.into_iter().collect::<BTreeMap<_, _>>(), want_updated);
+    assert_eq!(after, want_updated);
     assert_eq!(reach.into_iter().collect::<BTreeSet<_>>(), want_reach);
     assert!(want_reach.len() > 1);
 }

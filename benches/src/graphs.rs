@@ -153,3 +153,52 @@ pub fn components_single_thread(edges: &[(u64, u64)]) -> Vec<(u64, u64)> {
         .map(|u| (g.nodes[u], g.nodes[find(&mut parent, u)]))
         .collect()
 }
+
+/// A 1% change of a graph: every hundredth edge removed and about as many new edges added
+/// between nodes that occur in it (none a self-loop or already there).
+pub struct Update {
+    /// The new edges.
+    pub added: Vec<(u64, u64)>,
+    /// The edges taken out.
+    pub removed: Vec<(u64, u64)>,
+    /// The graph after the change.
+    pub updated: Vec<(u64, u64)>,
+}
+
+/// The 1% change of `edges` used by the tests and the benchmark.
+pub fn one_percent_update(edges: &[(u64, u64)]) -> Update {
+    let mut nodes: Vec<u64> = edges.iter().flat_map(|&(a, b)| [a, b]).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let n = nodes.len().max(1) as u64;
+    let removed: Vec<(u64, u64)> = edges.iter().copied().step_by(100).collect();
+    let existing: rustc_hash::FxHashSet<(u64, u64)> = edges.iter().copied().collect();
+    let mut added: Vec<(u64, u64)> = (0..edges.len() as u64 / 100)
+        .map(|i| {
+            (
+                nodes[((i * 7919) % n) as usize],
+                nodes[((i * 104_729 + 13) % n) as usize],
+            )
+        })
+        .filter(|&(a, b)| a != b && !existing.contains(&(a, b)))
+        .collect();
+    added.sort_unstable();
+    added.dedup();
+    let gone: rustc_hash::FxHashSet<(u64, u64)> = removed.iter().copied().collect();
+    let updated = edges
+        .iter()
+        .copied()
+        .filter(|e| !gone.contains(e))
+        .chain(added.iter().copied())
+        .collect();
+    Update {
+        added,
+        removed,
+        updated,
+    }
+}
+
+/// Every edge in both directions (an undirected graph as a directed one).
+pub fn both_directions(edges: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    edges.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect()
+}

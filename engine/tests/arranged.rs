@@ -27,6 +27,19 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
+/// A cogroup's groups, each side sorted, in key order.
+fn groups(rdd: Rdd<(u64, (Vec<u64>, Vec<u64>))>) -> Vec<(u64, (Vec<u64>, Vec<u64>))> {
+    sorted(
+        rdd.map(|(k, (mut v, mut w))| {
+            v.sort();
+            w.sort();
+            (k, (v, w))
+        })
+        .collect()
+        .unwrap(),
+    )
+}
+
 #[test]
 fn arranged_operators_equal_the_plain_ones() {
     for workers in [1, 2, 4] {
@@ -36,17 +49,7 @@ fn arranged_operators_equal_the_plain_ones() {
             let arr = left.arrange_by_key().unwrap();
             let a = (
                 sorted(arr.join(&right).unwrap().collect().unwrap()),
-                sorted(
-                    arr.cogroup(&right)
-                        .unwrap()
-                        .map(|(k, (mut v, mut w))| {
-                            v.sort();
-                            w.sort();
-                            (k, (v, w))
-                        })
-                        .collect()
-                        .unwrap(),
-                ),
+                groups(arr.cogroup(&right).unwrap()),
                 sorted(
                     arr.subtract_by_key(&right.filter(|(k, _)| k % 3 == 0))
                         .unwrap()
@@ -57,16 +60,7 @@ fn arranged_operators_equal_the_plain_ones() {
             );
             let p = (
                 sorted(left.join(&right).collect().unwrap()),
-                sorted(
-                    left.cogroup(&right)
-                        .map(|(k, (mut v, mut w))| {
-                            v.sort();
-                            w.sort();
-                            (k, (v, w))
-                        })
-                        .collect()
-                        .unwrap(),
-                ),
+                groups(left.cogroup(&right)),
                 sorted(
                     left.subtract_by_key(&right.filter(|(k, _)| k % 3 == 0))
                         .collect()

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ember_bench::graphs::{
-    components_single_thread, pagerank_single_thread, read_tsv_edges, rmat_edges,
+    both_directions, components_single_thread, one_percent_update, pagerank_single_thread,
+    read_tsv_edges, rmat_edges,
 };
 use ember_engine::differential::graph;
 use ember_engine::prelude::*;
@@ -163,7 +164,7 @@ fn graph_jobs(
         "single thread",
         t.elapsed().as_secs_f64(),
     );
-    let symmetric: Vec<(u64, u64)> = edges.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect();
+    let symmetric = both_directions(&edges);
     let t = Instant::now();
     let components = components_single_thread(&edges);
     record(
@@ -175,32 +176,12 @@ fn graph_jobs(
     );
 
     // The update: 1% of the edges removed, 1% new ones added.
-    let nodes = reference.len() as u64;
-    let removed: Vec<(u64, u64)> = edges.iter().copied().step_by(100).collect();
-    let existing: std::collections::HashSet<(u64, u64)> = edges.iter().copied().collect();
-    let mut added: Vec<(u64, u64)> = (0..edges.len() as u64 / 100)
-        .map(|i| {
-            (
-                reference[((i * 7919) % nodes) as usize].0,
-                reference[((i * 104_729 + 13) % nodes) as usize].0,
-            )
-        })
-        .filter(|&(a, b)| a != b && !existing.contains(&(a, b)))
-        .collect();
-    added.sort_unstable();
-    added.dedup();
-    let removed_set: std::collections::HashSet<(u64, u64)> = removed.iter().copied().collect();
-    let updated: Vec<(u64, u64)> = edges
-        .iter()
-        .copied()
-        .filter(|e| !removed_set.contains(e))
-        .chain(added.iter().copied())
-        .collect();
-    let components_updated = components_single_thread(&updated);
-    let both = |v: &[(u64, u64)]| -> Vec<(u64, u64)> {
-        v.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect()
-    };
-    let (adds, rems) = (both(&added), both(&removed));
+    let update = one_percent_update(&edges);
+    let components_updated = components_single_thread(&update.updated);
+    let (adds, rems) = (
+        both_directions(&update.added),
+        both_directions(&update.removed),
+    );
     let (e, s) = (edges.clone(), symmetric.clone());
     let out = ember_engine::run(conf.clone(), move |ctx| {
         let partitions = ctx.num_workers() * 2;

@@ -5,10 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use differential_dataflow::input::InputSession;
-use differential_dataflow::operators::arrange::ShutdownButton;
 use differential_dataflow::trace::TraceReader;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::CapabilitySet;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::progress::frontier::AntichainRef;
 
@@ -247,30 +245,8 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         other: Vec<D>,
         logic: impl for<'s> FnOnce(ArrangedIn<'s, K, V>, CollectionIn<'s, D>) -> CollectionIn<'s, T>,
     ) -> Result<Vec<T>> {
-        let name = self.next_op(what);
-        let version = self.version();
-        let mut input = InputSession::new();
-        let mut trace = self.inner.trace.borrow().clone();
-        let (capture, mut button): (Capture<T>, ShutdownButton<CapabilitySet<Version>>) = self
-            .inner
-            .ctx
-            .timely_worker()
-            .dataflow_named(&name, |scope| {
-                let (arranged, button) = trace.import_core(scope, "EmberArranged");
-                let other = input.to_collection(scope);
-                (Capture::attach(logic(arranged, other)), button)
-            });
-        input.advance_to(version);
-        for record in other {
-            input.insert(record);
-        }
-        input.advance_to(version + 1);
-        input.flush();
-        drop(input);
-        let waited = capture.wait(&self.inner.ctx, version, what);
-        button.press();
-        waited?;
-        capture.snapshot_agreed(&self.inner.ctx, what)
+        // A view that lives only until its contents are read.
+        self.view_with(what, &other, logic)?.contents()
     }
 
     /// Joins with `other` (Spark's `join`): `(k, (v, w))` for every pair of records with equal

@@ -57,6 +57,11 @@ impl<T: DiffData> View<T> {
         self.capture.wait(&self.ctx, version, &self.name)
     }
 
+    /// This worker's part, every worker agreeing that none failed.
+    pub(crate) fn contents(&self) -> Result<Vec<T>> {
+        self.capture.snapshot_agreed(&self.ctx, &self.name)
+    }
+
     /// How many distinct records this worker's part holds.
     pub fn local_distinct_len(&self) -> usize {
         self.capture.distinct_len()
