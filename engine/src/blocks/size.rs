@@ -313,7 +313,9 @@ impl<K: SizeOf> SizeOf for BTreeSet<K> {
     }
 }
 
-/// Owned and shared ndarray arrays: the element buffer (shared ones in full).
+/// Owned and shared ndarray arrays: the element buffer (shared ones in full). Behind the
+/// `ndarray` feature, which `ember-ml` turns on: a plain RDD job does not build ndarray.
+#[cfg(feature = "ndarray")]
 impl<A: SizeOf, S, D> SizeOf for ndarray::ArrayBase<S, D>
 where
     S: ndarray::Data<Elem = A>,
@@ -389,6 +391,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "ndarray")]
     #[test]
     fn ndarray_counts_elements() {
         let a = ndarray::Array2::<f32>::zeros((16, 8));
