@@ -47,7 +47,8 @@ struct Inner<K: DiffData, V: DiffData> {
     probe: ProbeHandle<Version>,
     /// Updates this worker's part of the arrangement holds (before consolidation).
     updates: Rc<Cell<usize>>,
-    /// Bytes per update, measured on the loaded records.
+    /// Bytes per update: the mean over the records this worker loaded (records of one type
+    /// differ in what they own, strings for one).
     update_bytes: Cell<u64>,
     /// Memory held against the worker's block-manager budget for the arrangement.
     reservation: RefCell<Option<MemoryReservation>>,
@@ -68,7 +69,7 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Rdd<(K, V)> {
         let ctx = self.context().clone();
         let id = ctx.new_rdd_id();
         let records = load_local(self, "arrange_by_key")?;
-        let update_bytes = records.first().map_or(0, |(k, v)| update_size(k, v));
+        let update_bytes = mean_update_size(&records);
         let mut input = InputSession::new();
         let probe = ProbeHandle::new();
         let updates = Rc::new(Cell::new(0usize));
@@ -125,6 +126,15 @@ fn update_size<K: SizeOf, V: SizeOf>(k: &K, v: &V) -> u64 {
     (k.host_bytes() + v.host_bytes() + 2 * std::mem::size_of::<u64>()) as u64
 }
 
+/// The mean of [`update_size`] over `records` (0 for none), rounded up.
+fn mean_update_size<K: SizeOf, V: SizeOf>(records: &[(K, V)]) -> u64 {
+    if records.is_empty() {
+        return 0;
+    }
+    let total: u64 = records.iter().map(|(k, v)| update_size(k, v)).sum();
+    total.div_ceil(records.len() as u64)
+}
+
 /// How many updates a batch of an arrangement holds.
 fn batch_len<B: differential_dataflow::trace::implementations::spine_fueled::SpineBatch>(
     batch: &Rc<B>,
@@ -159,9 +169,7 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         let add = load_local(additions, "update")?;
         let remove = load_local(removals, "update")?;
         if self.inner.update_bytes.get() == 0 {
-            if let Some((k, v)) = add.first() {
-                self.inner.update_bytes.set(update_size(k, v));
-            }
+            self.inner.update_bytes.set(mean_update_size(&add));
         }
         {
             let mut input = self.inner.input.borrow_mut();
