@@ -198,8 +198,8 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         Ok(())
     }
 
-    /// Arranges the source RDD again from its lineage, as a new arrangement at version 0 (what
-    /// a worker that lost its part does; the updates applied since are not replayed).
+    /// Arranges the source RDD again from its lineage, as a new arrangement at version 0: a
+    /// fresh start after a part was lost (the updates applied since are not replayed).
     pub fn rebuild(&self) -> Result<Arranged<K, V>> {
         self.inner.source.arrange_by_key()
     }
@@ -254,7 +254,7 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         logic: impl for<'s> FnOnce(ArrangedIn<'s, K, V>, CollectionIn<'s, D>) -> CollectionIn<'s, T>,
     ) -> Result<Vec<T>> {
         // A view that lives only until its contents are read.
-        self.view_with(what, &other, logic)?.contents()
+        self.view_from(what, other, logic)?.contents()
     }
 
     /// Joins with `other` (Spark's `join`): `(k, (v, w))` for every pair of records with equal
@@ -323,21 +323,12 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         } else {
             Vec::new()
         };
-        let local = self.one_shot("lookup", mine, |arranged, keys| {
+        // Every worker returns the same answer, as an action does.
+        self.view_from("lookup", mine, |arranged, keys| {
             keys.arrange_by_key_named("EmberLookupKey")
                 .join_core(arranged, |_: &K, _: &(), v: &V| Some(v.clone()))
-        })?;
-        let mut round = self.inner.ctx.round::<Vec<V>>("arranged-lookup");
-        round.send(0, local);
-        let gathered = round.finish()?;
-        let mut values: Vec<V> = gathered.into_iter().flatten().collect();
-        values.sort();
-        // Every worker returns the same answer, as an action does.
-        let mut round = self.inner.ctx.round::<Vec<V>>("arranged-lookup-result");
-        if self.inner.ctx.worker_index() == 0 {
-            round.send_to_all(values);
-        }
-        Ok(round.finish()?.into_iter().next().unwrap_or_default())
+        })?
+        .collect()
     }
 
     /// A live view derived from the arrangement: `logic` gets the arrangement imported into a
@@ -359,6 +350,16 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
         extra: &[D],
         logic: impl for<'s> FnOnce(ArrangedIn<'s, K, V>, CollectionIn<'s, D>) -> CollectionIn<'s, T>,
     ) -> Result<View<T>> {
+        self.view_from(name, extra.iter().cloned(), logic)
+    }
+
+    /// [`Arranged::view_with`] taking its extra records by value.
+    fn view_from<D: DiffData, T: DiffData>(
+        &self,
+        name: &str,
+        extra: impl IntoIterator<Item = D>,
+        logic: impl for<'s> FnOnce(ArrangedIn<'s, K, V>, CollectionIn<'s, D>) -> CollectionIn<'s, T>,
+    ) -> Result<View<T>> {
         let name = self.next_op(name);
         let version = self.version();
         let mut input = InputSession::new();
@@ -373,7 +374,7 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
                 (Capture::attach(logic(arranged, extra)), button)
             });
         for record in extra {
-            input.insert(record.clone());
+            input.insert(record);
         }
         // A closed input holds nothing back: the view follows the arrangement's versions alone.
         drop(input);

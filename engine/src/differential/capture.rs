@@ -75,11 +75,6 @@ impl<T: DiffData> Capture<T> {
     pub(crate) fn probe(&self) -> &ProbeHandle<Version> {
         &self.probe
     }
-
-    /// How many distinct records this worker holds.
-    pub(crate) fn distinct_len(&self) -> usize {
-        self.state.borrow().len()
-    }
 }
 
 /// `local` when every worker succeeded; otherwise an error on every worker (a failed worker its

@@ -58,7 +58,7 @@ impl<K: DiffData + SizeOf, V: DiffData + SizeOf> Arranged<K, V> {
 
 /// `next` with the differences of iterations at or past `max_steps` dropped, so the loop's
 /// variable stops changing there.
-pub(crate) fn limit<D: DiffData>(
+fn limit<D: DiffData>(
     next: CollectionLoop<'_, D>,
     max_steps: Option<u64>,
 ) -> CollectionLoop<'_, D> {

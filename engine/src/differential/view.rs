@@ -62,17 +62,12 @@ impl<T: DiffData> View<T> {
         self.capture.snapshot_agreed(&self.ctx, &self.name)
     }
 
-    /// How many distinct records this worker's part holds.
-    pub fn local_distinct_len(&self) -> usize {
-        self.capture.distinct_len()
-    }
-
     /// The view's current contents as an RDD with one partition per worker (a snapshot: a
     /// later update of the arrangement does not change it).
     pub fn rdd(&self) -> Result<Rdd<T>> {
         let n = self.snapshots.get();
         self.snapshots.set(n + 1);
-        let local = self.capture.snapshot_agreed(&self.ctx, &self.name)?;
+        let local = self.contents()?;
         worker_local_rdd(
             &self.ctx,
             &format!("{}-snapshot-{n}", self.name),
@@ -83,7 +78,7 @@ impl<T: DiffData> View<T> {
 
     /// The view's current contents, sorted, on every worker (as [`Rdd::collect`]).
     pub fn collect(&self) -> Result<Vec<T>> {
-        let local = self.capture.snapshot_agreed(&self.ctx, &self.name)?;
+        let local = self.contents()?;
         let mut round = self.ctx.round::<Vec<T>>(&format!("{}-collect", self.name));
         round.send_to_all(local);
         let mut all: Vec<T> = round.finish()?.into_iter().flatten().collect();
